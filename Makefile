@@ -1,0 +1,54 @@
+# EvalHub: `make demo` serves the demo, `make test` runs every check CI runs.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Dev/CI take the CPU build of torch that lies on this disk; requirements.txt keeps
+# its range open so GPU machines install their CUDA build instead.
+TORCH_PIN ?= torch==2.13.0
+WHEELS ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS),)
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+DEMO_HOST ?= 127.0.0.1:8000
+
+.PHONY: install demo serve test lint test-sqlite test-postgres services clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(FIND_LINKS) "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet $(FIND_LINKS) -r requirements-dev.txt
+	@touch $@
+
+demo: install
+	DEBUG=1 $(PY) manage.py migrate --noinput
+	DEBUG=1 $(PY) manage.py seed_demo
+	DEBUG=1 DEMO_HOST=$(DEMO_HOST) PY=$(PY) bash scripts/serve.sh
+
+serve: install
+	DEMO_HOST=$(DEMO_HOST) PY=$(PY) bash scripts/serve.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+services: install
+	$(PY) scripts/check_services.py --database-url "$(TEST_DATABASE_URL)" --redis-url "$(TEST_REDIS_URL)"
+
+# The embedded configuration: SQLite and the filesystem broker.
+test-sqlite: install
+	DEBUG=1 $(VENV)/bin/pytest -m "not redis"
+
+# The production configuration: every test that touches the database, again on
+# PostgreSQL, plus a real worker on Redis.
+test-postgres: install services
+	DEBUG=1 DATABASE_URL="$(TEST_DATABASE_URL)" $(VENV)/bin/pytest tests \
+		--ignore=tests/training --redis-url "$(TEST_REDIS_URL)"
+
+test: lint services test-sqlite test-postgres
+
+clean:
+	rm -rf $(VENV) var

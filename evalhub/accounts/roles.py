@@ -1,0 +1,60 @@
+"""The two roles, as Django groups with fixed permissions.
+
+Researchers manage prompt sets, model versions and images (and, later, studies and
+training). Annotators label; they get no permission that reveals a model's identity.
+"""
+
+from django.contrib.auth.models import Group, Permission, User
+from django.db import transaction
+
+RESEARCHERS = "researchers"
+ANNOTATORS = "annotators"
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    RESEARCHERS: [
+        "catalog.import_data",
+        "catalog.view_promptset",
+        "catalog.add_promptset",
+        "catalog.change_promptset",
+        "catalog.view_prompt",
+        "catalog.view_alignmentquestion",
+        "catalog.view_modelversion",
+        "catalog.add_modelversion",
+        "catalog.change_modelversion",
+        "catalog.view_generatedimage",
+    ],
+    ANNOTATORS: [],
+}
+
+
+@transaction.atomic
+def roles_sync() -> None:
+    """Create both groups and set exactly their listed permissions."""
+    for group_name, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        permissions = [_permission(code) for code in codes]
+        group.permissions.set(permissions)
+
+
+def user_grant_role(*, user: User, role: str) -> None:
+    """Put ``user`` in the role's group (creating the groups if needed)."""
+    if role not in ROLE_PERMISSIONS:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLE_PERMISSIONS)}")
+    group = Group.objects.filter(name=role).first()
+    if group is None:
+        roles_sync()
+        group = Group.objects.get(name=role)
+    user.groups.add(group)
+
+
+def user_is_researcher(user) -> bool:
+    return user.is_authenticated and (user.is_superuser or user.groups.filter(name=RESEARCHERS).exists())
+
+
+def user_is_annotator(user) -> bool:
+    return user.is_authenticated and user.groups.filter(name=ANNOTATORS).exists()
+
+
+def _permission(code: str) -> Permission:
+    app_label, codename = code.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)

@@ -1,0 +1,43 @@
+"""``python manage.py seed_demo [--size PIXELS]``: the demo data behind ``make demo``."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from evalhub.catalog.demo_seed import DEMO_PROMPT_SET, demo_seed
+
+DEMO_URL = "http://127.0.0.1:8000/"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo prompt set, two procedural demo models with their images, and demo "
+        "accounts. Safe to run again: what exists is kept."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--size", type=int, default=256, help="Side of the demo images in pixels.")
+
+    def handle(self, *args, size, **options):
+        if size < 16:
+            raise CommandError("--size must be at least 16")
+        result = demo_seed(stdout=self.stdout, size=size)
+
+        state = "created" if result.prompt_set_created else "already there"
+        self.stdout.write(f"Prompt set {DEMO_PROMPT_SET!r}: {result.prompts} prompts ({state}).")
+        if result.models_created:
+            self.stdout.write(f"Model versions created: {', '.join(result.models_created)}.")
+        self.stdout.write(
+            f"Images: {result.images_created} created, {result.images_skipped} already there."
+        )
+
+        self.stdout.write("")
+        self.stdout.write(self.style.MIGRATE_HEADING("Demo accounts (public passwords: demo use only)"))
+        rows = [("username", "password", "role")]
+        rows += [(a.username, a.password, a.role) for a in result.accounts]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for number, row in enumerate(rows):
+            cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
+            self.stdout.write(("  " + "  ".join(cells)).rstrip())
+            if number == 0:
+                self.stdout.write("  " + "  ".join("-" * width for width in widths))
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"Open {DEMO_URL} and sign in with one of these accounts."))

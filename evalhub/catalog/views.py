@@ -1,0 +1,141 @@
+"""Researcher pages: browse prompt sets, model versions and images; import data."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+
+from evalhub.catalog import selectors
+from evalhub.catalog.errors import ImportRejected
+from evalhub.catalog.forms import ImageImportForm, ModelVersionForm, PromptSetImportForm
+from evalhub.catalog.image_import import generated_images_import
+from evalhub.catalog.image_sources import ImageSourceError, ZipSource
+from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
+from evalhub.catalog.prompt_import import decode_text, detect_format, parse_prompt_rows, prompt_set_import
+
+
+def _researcher(perm: str):
+    def wrap(view):
+        return login_required(permission_required(perm, raise_exception=True)(view))
+
+    return wrap
+
+
+@_researcher("catalog.view_promptset")
+def prompt_set_list(request):
+    return render(request, "catalog/prompt_set_list.html", {"prompt_sets": selectors.prompt_set_list()})
+
+
+@_researcher("catalog.view_promptset")
+def prompt_set_detail(request, pk: int):
+    prompt_set = get_object_or_404(PromptSet, pk=pk)
+    return render(
+        request,
+        "catalog/prompt_set_detail.html",
+        {
+            "prompt_set": prompt_set,
+            "prompts": selectors.prompt_set_prompts(prompt_set),
+            "model_counts": selectors.prompt_set_model_counts(prompt_set),
+        },
+    )
+
+
+@_researcher("catalog.view_prompt")
+def prompt_detail(request, pk: int):
+    try:
+        prompt = selectors.prompt_with_images(pk)
+    except Prompt.DoesNotExist:
+        raise Http404("No such prompt") from None
+    return render(
+        request,
+        "catalog/prompt_detail.html",
+        {"prompt": prompt, "image_groups": selectors.images_by_model(prompt)},
+    )
+
+
+@_researcher("catalog.view_modelversion")
+def model_version_list(request):
+    return render(request, "catalog/model_version_list.html", {"models": selectors.model_version_list()})
+
+
+@_researcher("catalog.view_modelversion")
+def model_version_detail(request, pk: int):
+    model = get_object_or_404(ModelVersion.objects.select_related("parent"), pk=pk)
+    return render(
+        request,
+        "catalog/model_version_detail.html",
+        {"model": model, "lineage": model.lineage(), "children": model.children.all()},
+    )
+
+
+@_researcher("catalog.add_modelversion")
+def model_version_create(request):
+    form = ModelVersionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        model = form.save()
+        messages.success(request, f"Model version {model.name} created.")
+        return redirect("catalog:model_version_detail", pk=model.pk)
+    return render(request, "catalog/model_version_form.html", {"form": form})
+
+
+@_researcher("catalog.import_data")
+def prompt_set_import_view(request):
+    form = PromptSetImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            rows = parse_prompt_rows(decode_text(upload.read()), detect_format(upload.name))
+            prompt_set = prompt_set_import(
+                name=form.cleaned_data["name"], rows=rows, description=form.cleaned_data["description"]
+            )
+        except ImportRejected as exc:
+            form.add_error("file", str(exc))
+        else:
+            messages.success(request, f"Imported {len(rows)} prompts into {prompt_set.name}.")
+            return redirect("catalog:prompt_set_detail", pk=prompt_set.pk)
+    return render(request, "catalog/import_form.html", {"form": form, "title": "Import a prompt set"})
+
+
+@_researcher("catalog.import_data")
+def image_import_view(request):
+    form = ImageImportForm(request.POST or None, request.FILES or None, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid():
+        prompt_set = form.cleaned_data["prompt_set"]
+        try:
+            source = ZipSource.open(form.cleaned_data["archive"])
+            result = generated_images_import(
+                prompt_set=prompt_set,
+                manifest=decode_text(source.manifest_text()),
+                source=source,
+                create_models=form.cleaned_data["create_models"],
+            )
+        except (ImportRejected, ImageSourceError) as exc:
+            form.add_error("archive", str(exc))
+        else:
+            messages.success(
+                request,
+                f"Imported {result.created} images ({result.skipped} already present)"
+                + (
+                    f"; created model versions {', '.join(result.models_created)}"
+                    if result.models_created
+                    else ""
+                )
+                + ".",
+            )
+            return redirect("catalog:prompt_set_detail", pk=prompt_set.pk)
+    return render(request, "catalog/import_form.html", {"form": form, "title": "Import generated images"})
+
+
+@require_GET
+@_researcher("catalog.view_generatedimage")
+def image_file(request, public_id: str):
+    image = get_object_or_404(GeneratedImage, public_id=public_id)
+    try:
+        handle = default_storage.open(image.file.name, "rb")
+    except FileNotFoundError:
+        raise Http404("Image file missing") from None
+    response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

@@ -1,0 +1,23 @@
+"""The training package stays independent of the web app."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_importing_training_loads_no_django_or_celery():
+    """`import training` (and its submodules) leaves django and celery out of sys.modules."""
+    code = (
+        "import json, pkgutil, importlib, sys, training\n"
+        "for m in pkgutil.walk_packages(training.__path__, 'training.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "web = ('django', 'celery', 'evalhub', 'annotate')\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in web)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []
