@@ -1,0 +1,170 @@
+"""Studies, their tasks, the leases that hand tasks out, and the judgments that come
+back (paper §4.1–4.2; SPEC "The three annotation task kinds").
+
+A task is one unit an annotator answers once: the five images of a prompt (best/worst
+of five), two images of a prompt for one criterion (A/B), or one image with its
+alignment questions (text alignment). Every task is answered by ``overlap`` different
+annotators. Anything an annotator can see refers to a lease by its random token, never
+to a model, an image's catalog id or a task's sequential id.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def new_order_key() -> int:
+    """A random position: tasks at the same fill level are served in an order that
+    says nothing about their prompt or model."""
+    return secrets.randbits(62)
+
+
+class Study(models.Model):
+    class Kind(models.TextChoices):
+        BEST_WORST = "best_worst", "Best/worst of five"
+        AB = "ab", "A/B comparison"
+        ALIGNMENT = "alignment", "Text alignment"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="studies")
+    model_versions = models.ManyToManyField(ModelVersion, through="StudyModel", related_name="studies")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    overlap = models.PositiveSmallIntegerField(default=5, help_text="Annotators per task (N).")
+    lease_seconds = models.PositiveIntegerField(default=300)
+    config = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings.")
+    guidelines = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="study_overlap_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StudyModel(models.Model):
+    """A model version in a study; for A/B, ``role`` says which one is A and which B."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="study_models")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT)
+    role = models.CharField(max_length=1, blank=True, help_text="A or B in an A/B study.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "model_version"], name="study_model_unique"),
+        ]
+
+
+class Task(models.Model):
+    class Criterion(models.TextChoices):
+        FLAWS = "flaws", "Visual flaws"
+        APPEAL = "appeal", "Visual appeal"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="tasks")
+    key = models.CharField(max_length=100, help_text="Stable name within the study, for exports and imports.")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="tasks")
+    criterion = models.CharField(max_length=10, choices=Criterion.choices, blank=True)
+    images = models.ManyToManyField(GeneratedImage, through="TaskImage", related_name="tasks")
+    order_key = models.BigIntegerField(default=new_order_key)
+    judgment_count = models.PositiveSmallIntegerField(default=0)
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "key"]
+        constraints = [models.UniqueConstraint(fields=["study", "key"], name="task_key_unique")]
+        indexes = [models.Index(fields=["study", "judgment_count", "order_key"], name="task_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.study.name}/{self.key}"
+
+
+class TaskImage(models.Model):
+    """An image in a task at a display position (A/B: 0 is left, 1 is right)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_images")
+    image = models.ForeignKey(GeneratedImage, on_delete=models.PROTECT)
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["task", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "position"], name="task_image_position_unique"),
+        ]
+
+
+class Lease(models.Model):
+    """A task handed to an annotator until ``expires_at``; kept alive by heartbeats.
+
+    The row stays after the work is done (``state``) so that a skipped task is not
+    served to the same annotator again and the time shown is kept for the judgment.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SKIPPED = "skipped", "Skipped"
+        DONE = "done", "Done"
+
+    token = models.CharField(max_length=32, unique=True, default=new_token)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="leases")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    shown_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="lease_once_per_annotator")]
+        indexes = [models.Index(fields=["task", "state", "expires_at"], name="lease_active_idx")]
+
+
+class Judgment(models.Model):
+    """One annotator's answer to one task.
+
+    ``answer`` holds display positions for best/worst (``positive``, ``negative``; a
+    task's positions are fixed by its ``TaskImage`` rows), the side for A/B (``choice``:
+    left/tie/right/reject, with ``left_model`` kept here, server side) and ``answers``
+    (question id to true/false) for text alignment.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
+    client_id = models.UUIDField(help_text="Sent by the page with each answer: repeats are the same judgment.")
+    answer = models.JSONField()
+    left_model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT)
+    shown_at = models.DateTimeField()
+    answered_at = models.DateTimeField()
+    source = models.CharField(max_length=20, default="web", help_text="web, or import for vendor data.")
+
+    class Meta:
+        ordering = ["task", "answered_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "annotator"], name="judgment_once_per_annotator"),
+            models.UniqueConstraint(fields=["annotator", "client_id"], name="judgment_client_id_unique"),
+        ]
+
+
+class ImageReport(models.Model):
+    """An annotator's report that an image in a task is broken."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reports")
+    image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="reports")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)

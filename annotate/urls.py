@@ -1,8 +1,14 @@
 from django.urls import path
 
-from annotate import views
+from annotate import study_views, views
 
 app_name = "annotate"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("studies/<int:study_id>/", views.label, name="label"),
+    path("images/<str:token>/<int:position>.png", views.image, name="image"),
+    path("research/studies/", study_views.study_list, name="study_list"),
+    path("research/studies/new/", study_views.study_create_view, name="study_create"),
+    path("research/studies/<int:pk>/", study_views.study_detail, name="study_detail"),
+    path("research/studies/<int:pk>/status/", study_views.study_status, name="study_status"),
 ]

@@ -13,6 +13,7 @@ urlpatterns = [
     path("catalog/", include("evalhub.catalog.urls")),
     path("annotate/", include("annotate.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("annotate.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", healthz, name="healthz"),
 ]

@@ -22,6 +22,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "catalog.add_modelversion",
         "catalog.change_modelversion",
         "catalog.view_generatedimage",
+        "annotate.view_study",
+        "annotate.add_study",
+        "annotate.change_study",
+        "annotate.view_judgment",
     ],
     ANNOTATORS: [],
 }

@@ -2,8 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
@@ -11,6 +10,7 @@ from evalhub.catalog import selectors
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.forms import ImageImportForm, ModelVersionForm, PromptSetImportForm
 from evalhub.catalog.image_import import generated_images_import
+from evalhub.catalog.image_response import image_file_response
 from evalhub.catalog.image_sources import ImageSourceError, ZipSource
 from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
 from evalhub.catalog.prompt_import import decode_text, detect_format, parse_prompt_rows, prompt_set_import
@@ -131,11 +131,4 @@ def image_import_view(request):
 @require_GET
 @_researcher("catalog.view_generatedimage")
 def image_file(request, public_id: str):
-    image = get_object_or_404(GeneratedImage, public_id=public_id)
-    try:
-        handle = default_storage.open(image.file.name, "rb")
-    except FileNotFoundError:
-        raise Http404("Image file missing") from None
-    response = FileResponse(handle, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    return image_file_response(get_object_or_404(GeneratedImage, public_id=public_id))

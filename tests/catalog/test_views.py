@@ -153,7 +153,7 @@ def test_it_serves_the_stored_image_bytes_as_png(client, alice, catalog):
     response = client.get(reverse("catalog:image_file", args=[image.public_id]))
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
-    assert response["Cache-Control"] == "private, max-age=86400"
+    assert response["Cache-Control"] == "private, max-age=3600"
     with image.file.open("rb") as stored:
         assert b"".join(response.streaming_content) == stored.read()
 

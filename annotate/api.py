@@ -1,0 +1,266 @@
+"""The annotation REST API (docs/annotation-api.md). One class per operation; each
+validates its input, calls one service or selector, and shapes the output."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate import selectors
+from annotate.assignment import (
+    annotator_progress,
+    assignments_next,
+    lease_heartbeat,
+    lease_report_image,
+    lease_skip,
+)
+from annotate.errors import AnnotationError
+from annotate.models import Study
+from annotate.permissions import IsAnnotator, IsResearcher
+from annotate.services import study_create, study_update, task_set_gold
+from annotate.submission import judgment_submit
+from evalhub.catalog.models import ModelVersion, PromptSet
+
+
+class AnnotationAPIView(APIView):
+    """Maps the engine's errors to their HTTP status with a ``detail`` message."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, AnnotationError):
+            return Response({"detail": exc.message}, status=exc.status)
+        return super().handle_exception(exc)
+
+
+def _progress(study, user) -> dict:
+    return selectors.progress_payload(annotator_progress(study=study, annotator=user))
+
+
+# ---------------------------------------------------------------- annotators
+
+
+class AnnotatorStudyListApi(AnnotationAPIView):
+    permission_classes = [IsAnnotator]
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        kind = serializers.CharField()
+        guidelines = serializers.CharField()
+        done = serializers.IntegerField()
+        remaining = serializers.IntegerField()
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        return Response(self.OutputSerializer(selectors.studies_open_for(request.user), many=True).data)
+
+
+class AssignmentSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    kind = serializers.CharField()
+    criterion = serializers.CharField(allow_null=True)
+    prompt = serializers.CharField(allow_null=True)
+    images = inline_serializer(
+        "AssignmentImage",
+        {
+            "position": serializers.IntegerField(),
+            "url": serializers.CharField(),
+            "width": serializers.IntegerField(),
+            "height": serializers.IntegerField(),
+        },
+        many=True,
+    )
+    questions = inline_serializer(
+        "AssignmentQuestion", {"id": serializers.IntegerField(), "text": serializers.CharField()}, many=True
+    )
+    choices = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField()
+
+
+ProgressSerializer = inline_serializer(
+    "Progress", {"done": serializers.IntegerField(), "remaining": serializers.IntegerField()}
+)
+
+
+class NextAssignmentsApi(AnnotationAPIView):
+    permission_classes = [IsAnnotator]
+
+    class InputSerializer(serializers.Serializer):
+        count = serializers.IntegerField(min_value=1, max_value=3, default=1)
+
+    class OutputSerializer(serializers.Serializer):
+        assignments = AssignmentSerializer(many=True)
+        progress = ProgressSerializer
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request, study_id: int):
+        study = get_object_or_404(Study, pk=study_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        leases = assignments_next(study=study, annotator=request.user, count=data.validated_data["count"])
+        payload = {
+            "assignments": [selectors.assignment_payload(lease) for lease in selectors.leases_with_content(leases)],
+            "progress": _progress(study, request.user),
+        }
+        return Response(self.OutputSerializer(payload).data)
+
+
+class SubmitApi(AnnotationAPIView):
+    permission_classes = [IsAnnotator]
+
+    class InputSerializer(serializers.Serializer):
+        client_id = serializers.UUIDField()
+        answer = serializers.JSONField()
+
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["recorded", "duplicate"])
+        progress = ProgressSerializer
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
+    def post(self, request, token: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = judgment_submit(token=token, annotator=request.user, **data.validated_data)
+        payload = {
+            "status": "recorded" if result.created else "duplicate",
+            "progress": _progress(result.judgment.task.study, request.user),
+        }
+        return Response(
+            self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
+
+
+class HeartbeatApi(AnnotationAPIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=None, responses=inline_serializer("Heartbeat", {"expires_at": serializers.DateTimeField()}))
+    def post(self, request, token: str):
+        lease = lease_heartbeat(token=token, annotator=request.user)
+        return Response({"expires_at": lease.expires_at})
+
+
+class SkipApi(AnnotationAPIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=None, responses=inline_serializer("Skipped", {"status": serializers.CharField()}))
+    def post(self, request, token: str):
+        lease_skip(token=token, annotator=request.user)
+        return Response({"status": "skipped"})
+
+
+class ReportApi(AnnotationAPIView):
+    permission_classes = [IsAnnotator]
+
+    class InputSerializer(serializers.Serializer):
+        position = serializers.IntegerField(min_value=0)
+        reason = serializers.CharField(max_length=500, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={201: inline_serializer("Reported", {"status": serializers.CharField()})})
+    def post(self, request, token: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lease_report_image(token=token, annotator=request.user, **data.validated_data)
+        return Response({"status": "reported"}, status=status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------- researchers
+
+
+class StudyOutputSerializer(serializers.ModelSerializer):
+    prompt_set = serializers.CharField(source="prompt_set.name")
+    model_versions = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = ["id", "name", "kind", "status", "prompt_set", "model_versions", "overlap", "lease_seconds",
+                  "config", "guidelines", "created_at", "progress"]
+
+    def get_model_versions(self, study) -> list[dict]:
+        return [{"name": sm.model_version.name, "role": sm.role} for sm in study.study_models.select_related("model_version")]
+
+    def get_progress(self, study) -> dict:
+        return selectors.study_progress(study)
+
+
+class StudyListCreateApi(AnnotationAPIView):
+    permission_classes = [IsResearcher]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        kind = serializers.ChoiceField(choices=Study.Kind.choices)
+        prompt_set = serializers.SlugRelatedField(slug_field="name", queryset=PromptSet.objects.all())
+        model_versions = serializers.SlugRelatedField(
+            slug_field="name", queryset=ModelVersion.objects.all(), many=True,
+            help_text="[model] for best/worst, [A, B] for A/B, one or more for alignment.",
+        )
+        criteria = serializers.ListField(
+            child=serializers.ChoiceField(choices=["flaws", "appeal"]), default=["flaws", "appeal"]
+        )
+        overlap = serializers.IntegerField(default=5)
+        lease_seconds = serializers.IntegerField(default=300)
+        image_index = serializers.IntegerField(min_value=0, default=0)
+        guidelines = serializers.CharField(allow_blank=True, default="")
+        skip_incomplete = serializers.BooleanField(default=False)
+
+    @extend_schema(responses=StudyOutputSerializer(many=True))
+    def get(self, request):
+        return Response(StudyOutputSerializer(Study.objects.select_related("prompt_set"), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: StudyOutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        study = study_create(created_by=request.user, **data.validated_data)
+        return Response(StudyOutputSerializer(study).data, status=status.HTTP_201_CREATED)
+
+
+class StudyDetailApi(AnnotationAPIView):
+    permission_classes = [IsResearcher]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
+        overlap = serializers.IntegerField(required=False)
+        lease_seconds = serializers.IntegerField(required=False)
+        guidelines = serializers.CharField(allow_blank=True, required=False)
+
+    @extend_schema(responses=StudyOutputSerializer)
+    def get(self, request, study_id: int):
+        return Response(StudyOutputSerializer(get_object_or_404(Study, pk=study_id)).data)
+
+    @extend_schema(request=InputSerializer, responses=StudyOutputSerializer)
+    def patch(self, request, study_id: int):
+        study = get_object_or_404(Study, pk=study_id)
+        data = self.InputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        study = study_update(study=study, **data.validated_data)
+        return Response(StudyOutputSerializer(study).data)
+
+
+class StudyGoldApi(AnnotationAPIView):
+    permission_classes = [IsResearcher]
+
+    class InputSerializer(serializers.Serializer):
+        task_key = serializers.CharField()
+        answer = serializers.JSONField(allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses=inline_serializer("Gold", {"task_key": serializers.CharField(),
+                                                                             "is_gold": serializers.BooleanField()}))
+    def post(self, request, study_id: int):
+        study = get_object_or_404(Study, pk=study_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = task_set_gold(study=study, **data.validated_data)
+        return Response({"task_key": task.key, "is_gold": task.is_gold})
+
+
+
+
+# drf-spectacular names a component after its class, so the nested Input/Output
+# serializers of different operations would collide in the schema.
+for _api in (AnnotatorStudyListApi, NextAssignmentsApi, SubmitApi, ReportApi, StudyListCreateApi,
+             StudyDetailApi, StudyGoldApi):
+    for _role in ("InputSerializer", "OutputSerializer"):
+        if _role in vars(_api):
+            vars(_api)[_role].Meta = type("Meta", (), {"ref_name": _api.__name__.removesuffix("Api") + _role[:-10]})

@@ -1,0 +1,56 @@
+"""Errors the annotation engine reports. Each carries the HTTP status the API answers
+with; the messages are constants the tests reuse."""
+
+
+class AnnotationError(Exception):
+    status = 400
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class InvalidInput(AnnotationError):
+    status = 400
+
+
+class NotFound(AnnotationError):
+    status = 404
+
+
+class Conflict(AnnotationError):
+    status = 409
+
+
+# Study set-up
+STUDY_NAME_TAKEN = "a study named {name!r} already exists"
+WRONG_MODEL_COUNT = "a {kind} study needs {expected}, got {got}"
+SAME_MODEL_TWICE = "an A/B study compares two different model versions"
+NO_CRITERIA = "choose at least one criterion: flaws, appeal"
+UNKNOWN_CRITERION = "unknown criterion {criterion!r}; expected flaws or appeal"
+OVERLAP_RANGE = "overlap must be between 1 and 50, got {overlap}"
+LEASE_RANGE = "lease_seconds must be between 30 and 3600, got {seconds}"
+MISSING_IMAGES = "{count} prompt(s) lack {what} from {model!r}: {examples}"
+NO_TASKS = "the study would have no tasks: {reason}"
+OVERLAP_LOCKED = "overlap cannot change once the study has judgments"
+UNKNOWN_TASK_KEY = "no task {key!r} in this study"
+
+# Assignment and submission
+STUDY_PAUSED = "this study is paused; try again later"
+STUDY_CLOSED = "this study is closed"
+UNKNOWN_ASSIGNMENT = "no such assignment for you"
+ALREADY_ANSWERED = "you already answered this task"
+TASK_SKIPPED = "you skipped this task"
+TASK_FULL = "your lease expired and the task has received all its answers"
+LEASE_LOST = "your lease expired and the task went to someone else"
+CLIENT_ID_REUSED = "this client_id was already used for another task"
+
+# Answers
+ANSWER_NOT_OBJECT = "the answer must be a JSON object"
+ANSWER_FIELDS = "a {kind} answer has the fields {fields}"
+BAD_POSITION = "{field} must be an image position from 0 to {last}"
+SAME_POSITIVE_NEGATIVE = "the positive and the negative must be different images"
+BAD_CHOICE = "choice must be one of {choices}"
+MISSING_QUESTIONS = "answer every question: missing {ids}"
+UNKNOWN_QUESTIONS = "unknown question id(s) {ids}"
+BAD_YES_NO = "answer {question} with yes or no"

@@ -1,0 +1,247 @@
+"""Study set-up: create a study with its tasks, change its state, mark gold items.
+
+Task layout per kind (paper §4.1):
+- best/worst of five: one task per prompt with the model's first five images (by index);
+- A/B: one task per (prompt, criterion) with the image at ``image_index`` of each model,
+  the side of model A drawn at random per task and kept server side;
+- text alignment: one task per image, holding all the prompt's questions (so the
+  annotator looks at an image once and answers its questions together).
+"""
+
+import secrets
+from collections import defaultdict
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+
+from annotate import errors
+from annotate.answers import answer_clean
+from annotate.errors import Conflict, InvalidInput
+from annotate.models import Study, StudyModel, Task, TaskImage
+from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
+
+IMAGES_PER_BEST_WORST = 5
+CRITERIA = (Task.Criterion.FLAWS, Task.Criterion.APPEAL)
+MAX_OVERLAP = 50
+LEASE_SECONDS_RANGE = (30, 3600)
+DEFAULT_GUIDELINES = {
+    Study.Kind.BEST_WORST: (
+        "Pick the best image (positive) and the worst image (negative) of the five. Visual "
+        "flaws come first: the image with the fewest flaws is the positive, even if another is "
+        "more appealing."
+    ),
+    Study.Kind.AB: (
+        "Compare the two images for the criterion shown. Visual flaws: major flaws such as "
+        "displaced or extra body parts, minor ones such as distorted eyes or text. Visual "
+        "appeal: which image is more pleasing. Choose tie when they are equal; reject when one "
+        "image is photo-realistic and the other stylized (appeal)."
+    ),
+    Study.Kind.ALIGNMENT: (
+        "Answer each question about the image with yes or no, judging only what you see."
+    ),
+}
+
+
+def study_create(
+    *,
+    name: str,
+    kind: str,
+    prompt_set: PromptSet,
+    model_versions: list[ModelVersion],
+    created_by=None,
+    criteria: tuple[str, ...] | list[str] = CRITERIA,
+    overlap: int = 5,
+    lease_seconds: int = 300,
+    image_index: int = 0,
+    guidelines: str = "",
+    skip_incomplete: bool = False,
+) -> Study:
+    """Create a study and all its tasks in one transaction.
+
+    ``model_versions`` is ``[model]`` for best/worst, ``[A, B]`` for A/B and one or more
+    models for alignment. A prompt without the images a task needs is an error naming
+    it, unless ``skip_incomplete`` leaves such prompts out.
+    """
+    _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds)
+    config = {"image_index": image_index}
+    if kind == Study.Kind.AB:
+        config["criteria"] = list(dict.fromkeys(criteria))
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                study = Study.objects.create(
+                    name=name.strip(), kind=kind, prompt_set=prompt_set, overlap=overlap,
+                    lease_seconds=lease_seconds, config=config, created_by=created_by,
+                    guidelines=guidelines.strip() or DEFAULT_GUIDELINES[kind],
+                )
+        except IntegrityError:
+            raise InvalidInput(errors.STUDY_NAME_TAKEN.format(name=name)) from None
+        roles = "AB" if kind == Study.Kind.AB else ""
+        StudyModel.objects.bulk_create(
+            StudyModel(study=study, model_version=model, role=roles[i] if roles else "")
+            for i, model in enumerate(model_versions)
+        )
+        builder = {
+            Study.Kind.BEST_WORST: _best_worst_tasks,
+            Study.Kind.AB: _ab_tasks,
+            Study.Kind.ALIGNMENT: _alignment_tasks,
+        }[kind]
+        layouts = builder(study, model_versions, skip_incomplete)
+        if not layouts:
+            raise InvalidInput(errors.NO_TASKS.format(reason="no prompt has what a task needs"))
+        tasks = Task.objects.bulk_create(
+            Task(study=study, key=key, prompt=prompt, criterion=criterion) for key, prompt, criterion, _ in layouts
+        )
+        TaskImage.objects.bulk_create(
+            TaskImage(task=task, image=image, position=position)
+            for task, (_, _, _, images) in zip(tasks, layouts, strict=True)
+            for position, image in enumerate(images)
+        )
+    return study
+
+
+@transaction.atomic
+def study_update(*, study: Study, **changes) -> Study:
+    """Change ``status``, ``overlap``, ``lease_seconds``, ``guidelines`` or ``name``.
+
+    The overlap is fixed once a judgment exists: changing it would change what the
+    judgments already collected count towards.
+    """
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if "overlap" in changes and changes["overlap"] != study.overlap:
+        if study.tasks.filter(judgment_count__gt=0).exists():
+            raise Conflict(errors.OVERLAP_LOCKED)
+        _check_range(changes["overlap"], 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=changes["overlap"]))
+    if "lease_seconds" in changes:
+        seconds = changes["lease_seconds"]
+        _check_range(seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=seconds))
+    if "status" in changes and changes["status"] not in Study.Status.values:
+        raise InvalidInput(f"status must be one of {', '.join(Study.Status.values)}")
+    for field, value in changes.items():
+        setattr(study, field, value)
+    study.save()
+    return study
+
+
+@transaction.atomic
+def task_set_gold(*, study: Study, task_key: str, answer: dict | None) -> Task:
+    """Mark a task as gold with its known answer (in the annotators' answer format), or
+    unmark it with ``answer=None``. Gold tasks are served like any other."""
+    task = study.tasks.filter(key=task_key).first()
+    if task is None:
+        raise InvalidInput(errors.UNKNOWN_TASK_KEY.format(key=task_key))
+    task.is_gold = answer is not None
+    task.gold_answer = answer_clean(task, answer) if answer is not None else None
+    task.save(update_fields=["is_gold", "gold_answer"])
+    return task
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds) -> None:
+    if kind not in Study.Kind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(Study.Kind.values)}")
+    expected = {Study.Kind.BEST_WORST: (1, 1, "one model version"), Study.Kind.AB: (2, 2, "two model versions"),
+                Study.Kind.ALIGNMENT: (1, 100, "at least one model version")}[kind]
+    if not expected[0] <= len(model_versions) <= expected[1]:
+        raise InvalidInput(
+            errors.WRONG_MODEL_COUNT.format(kind=Study.Kind(kind).label, expected=expected[2], got=len(model_versions))
+        )
+    if len({m.pk for m in model_versions}) != len(model_versions):
+        raise InvalidInput(errors.SAME_MODEL_TWICE)
+    if kind == Study.Kind.AB:
+        if not criteria:
+            raise InvalidInput(errors.NO_CRITERIA)
+        for criterion in criteria:
+            if criterion not in CRITERIA:
+                raise InvalidInput(errors.UNKNOWN_CRITERION.format(criterion=criterion))
+    _check_range(overlap, 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=overlap))
+    _check_range(lease_seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=lease_seconds))
+
+
+def _check_range(value, low, high, message) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(message)
+
+
+def _missing(prompts, model, what) -> InvalidInput:
+    examples = "; ".join(repr(p.text) for p in prompts[:3]) + (" …" if len(prompts) > 3 else "")
+    return InvalidInput(errors.MISSING_IMAGES.format(count=len(prompts), what=what, model=model.name,
+                                                     examples=examples))
+
+
+def _images_by_prompt(study: Study, model: ModelVersion) -> dict[int, list[GeneratedImage]]:
+    grouped = defaultdict(list)
+    for image in GeneratedImage.objects.filter(prompt__prompt_set=study.prompt_set, model_version=model).order_by(
+        "prompt_id", "index"
+    ):
+        grouped[image.prompt_id].append(image)
+    return grouped
+
+
+def _image_at(images: list[GeneratedImage], index: int) -> GeneratedImage | None:
+    return next((image for image in images if image.index == index), None)
+
+
+# ---------------------------------------------------------------- task layouts
+
+
+def _best_worst_tasks(study, models, skip_incomplete):
+    (model,) = models
+    images = _images_by_prompt(study, model)
+    layouts, incomplete = [], []
+    for prompt in study.prompt_set.prompts.order_by("position"):
+        chosen = images.get(prompt.pk, [])[:IMAGES_PER_BEST_WORST]
+        if len(chosen) < IMAGES_PER_BEST_WORST:
+            incomplete.append(prompt)
+            continue
+        layouts.append((f"p{prompt.position:04d}", prompt, "", chosen))
+    if incomplete and not skip_incomplete:
+        raise _missing(incomplete, model, f"{IMAGES_PER_BEST_WORST} images")
+    return layouts
+
+
+def _ab_tasks(study, models, skip_incomplete):
+    index = study.config["image_index"]
+    model_a, model_b = models
+    images_a, images_b = _images_by_prompt(study, model_a), _images_by_prompt(study, model_b)
+    coin = secrets.SystemRandom()
+    layouts, incomplete = [], defaultdict(list)
+    for prompt in study.prompt_set.prompts.order_by("position"):
+        image_a = _image_at(images_a.get(prompt.pk, []), index)
+        image_b = _image_at(images_b.get(prompt.pk, []), index)
+        if image_a is None or image_b is None:
+            incomplete[model_a if image_a is None else model_b].append(prompt)
+            continue
+        for criterion in study.config["criteria"]:
+            pair = [image_a, image_b] if coin.random() < 0.5 else [image_b, image_a]
+            layouts.append((f"p{prompt.position:04d}-{criterion}", prompt, criterion, pair))
+    if incomplete and not skip_incomplete:
+        model, prompts = next(iter(incomplete.items()))
+        raise _missing(prompts, model, f"an image at index {index}")
+    return layouts
+
+
+def _alignment_tasks(study, models, skip_incomplete):
+    index = study.config["image_index"]
+    prompts = list(
+        study.prompt_set.prompts.annotate(question_count=Count("questions"))
+        .filter(question_count__gt=0)
+        .order_by("position")
+    )
+    if not prompts:
+        raise InvalidInput(errors.NO_TASKS.format(reason="no prompt in the set has alignment questions"))
+    layouts = []
+    for model in models:
+        images = _images_by_prompt(study, model)
+        incomplete = []
+        for prompt in prompts:
+            image = _image_at(images.get(prompt.pk, []), index)
+            if image is None:
+                incomplete.append(prompt)
+                continue
+            layouts.append((f"p{prompt.position:04d}-m{model.pk}", prompt, "", [image]))
+        if incomplete and not skip_incomplete:
+            raise _missing(incomplete, model, f"an image at index {index}")
+    return layouts

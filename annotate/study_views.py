@@ -1,0 +1,74 @@
+"""Researcher pages for studies: list, create, progress, pause/resume/close."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from annotate import selectors
+from annotate.errors import AnnotationError
+from annotate.forms import StudyForm
+from annotate.models import Study
+from annotate.services import study_create, study_update
+
+
+def _researcher(perm: str):
+    def wrap(view):
+        return login_required(permission_required(perm, raise_exception=True)(view))
+
+    return wrap
+
+
+@_researcher("annotate.view_study")
+def study_list(request):
+    return render(request, "annotate/study_list.html", {"studies": selectors.study_list()})
+
+
+@_researcher("annotate.add_study")
+def study_create_view(request):
+    form = StudyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            study = study_create(
+                name=data["name"], kind=data["kind"], prompt_set=data["prompt_set"],
+                model_versions=form.model_versions(), created_by=request.user,
+                criteria=data["criteria"], overlap=data["overlap"], lease_seconds=data["lease_seconds"],
+                image_index=data["image_index"], guidelines=data["guidelines"],
+                skip_incomplete=data["skip_incomplete"],
+            )
+        except AnnotationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Study {study.name} created with {study.tasks.count()} tasks.")
+            return redirect("annotate:study_detail", pk=study.pk)
+    return render(request, "annotate/study_form.html", {"form": form})
+
+
+@_researcher("annotate.view_study")
+def study_detail(request, pk: int):
+    study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
+    return render(
+        request,
+        "annotate/study_detail.html",
+        {
+            "study": study,
+            "models": study.study_models.select_related("model_version"),
+            "progress": selectors.study_progress(study),
+            "annotators": selectors.study_annotators(study),
+            "statuses": Study.Status.choices,
+        },
+    )
+
+
+@require_POST
+@_researcher("annotate.change_study")
+def study_status(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    try:
+        study_update(study=study, status=request.POST.get("status", ""))
+    except AnnotationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Study {study.name} is now {request.POST['status']}.")
+    return redirect("annotate:study_detail", pk=pk)

@@ -1,0 +1,160 @@
+"""Handing out tasks: who gets what, in which order, for how long."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotate import errors
+from annotate.assignment import (
+    annotator_progress,
+    assignments_next,
+    lease_heartbeat,
+    lease_report_image,
+    lease_skip,
+)
+from annotate.errors import Conflict, NotFound
+from annotate.models import ImageReport, Lease, Task
+from annotate.services import study_create, study_update
+from annotate.submission import judgment_submit
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def study(prompt_set, model_a, model_b):
+    """An A/B study over three prompts for flaws only: three tasks, N = 2."""
+    return study_create(name="ab", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b],
+                        criteria=["flaws"], overlap=2, lease_seconds=60)
+
+
+def answer(lease, annotator, choice="left"):
+    return judgment_submit(token=lease.token, annotator=annotator, client_id=uuid.uuid4(), answer={"choice": choice})
+
+
+def test_it_leases_a_task_the_annotator_has_not_answered(study, annotators):
+    """An answered task is never served to the same annotator again."""
+    dana = annotators[0]
+    seen = []
+    while leases := assignments_next(study=study, annotator=dana):
+        seen.append(leases[0].task_id)
+        answer(leases[0], dana)
+    assert sorted(seen) == sorted(study.tasks.values_list("pk", flat=True))
+
+
+def test_a_held_lease_is_returned_again(study, annotators):
+    """Reloading the page gives the same task back rather than a new one."""
+    first = assignments_next(study=study, annotator=annotators[0])
+    again = assignments_next(study=study, annotator=annotators[0])
+    assert [lease.pk for lease in again] == [lease.pk for lease in first]
+    assert Lease.objects.count() == 1
+
+
+def test_it_leases_up_to_count_tasks_for_preloading(study, annotators):
+    """count=2 leases the current task and the next one."""
+    leases = assignments_next(study=study, annotator=annotators[0], count=2)
+    assert len({lease.task_id for lease in leases}) == 2
+
+
+def test_no_task_is_held_by_more_than_n_annotators(study, annotators):
+    """With N = 2 and three tasks, six annotators exhaust the leases; the seventh gets none."""
+    counts = {}
+    for annotator in annotators + [UserFactory(role="annotators")]:
+        for lease in assignments_next(study=study, annotator=annotator):
+            counts[lease.task_id] = counts.get(lease.task_id, 0) + 1
+    assert sorted(counts.values()) == [2, 2, 2]
+    late = UserFactory(role="annotators")
+    assert assignments_next(study=study, annotator=late) == []
+
+
+def test_partly_answered_tasks_are_finished_first(study, annotators):
+    """A task with one answer is served before untouched ones."""
+    dana, eve = annotators[:2]
+    (lease,) = assignments_next(study=study, annotator=dana)
+    answer(lease, dana)
+    (next_for_eve,) = assignments_next(study=study, annotator=eve)
+    assert next_for_eve.task_id == lease.task_id
+
+
+def test_tasks_are_served_in_a_random_order_not_by_creation(prompt_set, model_a, model_b, annotators):
+    """Among equally filled tasks the order follows the random key, not the id (so not the model)."""
+    study = study_create(name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a, model_b],
+                         overlap=1)
+    served = []
+    while leases := assignments_next(study=study, annotator=annotators[0]):
+        served.append(leases[0].task_id)
+        lease_skip(token=leases[0].token, annotator=annotators[0])
+    assert served == list(study.tasks.order_by("order_key").values_list("pk", flat=True))
+
+
+def test_an_expired_lease_returns_the_task_to_the_pool(study, annotators):
+    """After the lease time a held task can go to someone else."""
+    holders = annotators[:2]
+    task_ids = set()
+    for annotator in holders:
+        for lease in assignments_next(study=study, annotator=annotator, count=3):
+            task_ids.add(lease.task_id)
+    later = timezone.now() + timedelta(seconds=61)
+    assert assignments_next(study=study, annotator=annotators[2]) == []
+    assert len(assignments_next(study=study, annotator=annotators[2], now=later)) == 1
+
+
+def test_a_skipped_task_goes_back_to_the_pool_but_not_to_the_skipper(study, annotators):
+    """Skip frees the slot for others and is remembered for the skipper."""
+    dana = annotators[0]
+    (lease,) = assignments_next(study=study, annotator=dana)
+    lease_skip(token=lease.token, annotator=dana)
+    served_to_dana = [assignments_next(study=study, annotator=dana)[0].task_id]
+    assert lease.task_id not in served_to_dana
+    assert Lease.objects.get(pk=lease.pk).state == Lease.State.SKIPPED
+    assert annotator_progress(study=study, annotator=dana).remaining == 2
+
+
+def test_heartbeat_extends_the_lease(study, annotators):
+    """A heartbeat moves the expiry forward by the lease time."""
+    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    later = lease.expires_at - timedelta(seconds=10)
+    extended = lease_heartbeat(token=lease.token, annotator=annotators[0], now=later)
+    assert extended.expires_at == later + timedelta(seconds=60)
+
+
+def test_heartbeat_after_the_task_went_to_others_is_refused(study, annotators):
+    """An expired lease whose slot was taken cannot be revived."""
+    dana = annotators[0]
+    (lease,) = assignments_next(study=study, annotator=dana)
+    later = timezone.now() + timedelta(seconds=120)
+    for annotator in annotators[1:3]:
+        for other in assignments_next(study=study, annotator=annotator, count=3, now=later):
+            if other.task_id == lease.task_id:
+                break
+    assert Lease.objects.filter(task_id=lease.task_id, state="active", expires_at__gt=later).count() == 2
+    with pytest.raises(Conflict, match=errors.LEASE_LOST):
+        lease_heartbeat(token=lease.token, annotator=dana, now=later)
+
+
+def test_paused_and_closed_studies_hand_out_nothing(study, annotators):
+    """Pausing stops new leases with a clear message; closing too."""
+    study = study_update(study=study, status="paused")
+    with pytest.raises(Conflict, match=errors.STUDY_PAUSED):
+        assignments_next(study=study, annotator=annotators[0])
+    study = study_update(study=study, status="closed")
+    with pytest.raises(Conflict, match=errors.STUDY_CLOSED):
+        assignments_next(study=study, annotator=annotators[0])
+
+
+def test_another_annotators_token_is_not_found(study, annotators):
+    """Tokens are per annotator; someone else's is unknown to you."""
+    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    with pytest.raises(NotFound, match=errors.UNKNOWN_ASSIGNMENT):
+        lease_skip(token=lease.token, annotator=annotators[1])
+
+
+def test_reporting_a_broken_image_records_it_and_skips(study, annotators):
+    """A report names the image at the position and frees the task."""
+    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    report = lease_report_image(token=lease.token, annotator=annotators[0], position=1, reason="grey square")
+    assert report.image == Task.objects.get(pk=lease.task_id).task_images.get(position=1).image
+    assert ImageReport.objects.count() == 1
+    assert Lease.objects.get(pk=lease.pk).state == Lease.State.SKIPPED
+    with pytest.raises(NotFound):
+        lease_report_image(token=lease.token, annotator=annotators[0], position=7)

@@ -1,0 +1,203 @@
+"""Recording judgments: idempotent, validated, never twice, never over N."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotate import errors
+from annotate.assignment import assignments_next, lease_skip
+from annotate.errors import Conflict, InvalidInput
+from annotate.models import Judgment, Lease, Task
+from annotate.services import study_create, study_update
+from annotate.submission import judgment_submit
+
+
+@pytest.fixture
+def ab(prompt_set, model_a, model_b):
+    return study_create(name="ab", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b],
+                        criteria=["flaws"], overlap=2, lease_seconds=60)
+
+
+@pytest.fixture
+def bw(prompt_set, model_a):
+    return study_create(name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a])
+
+
+@pytest.fixture
+def al(prompt_set, model_a):
+    return study_create(name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a])
+
+
+def lease_for(study, annotator, **kwargs):
+    return assignments_next(study=study, annotator=annotator, **kwargs)[0]
+
+
+def test_it_records_an_ab_judgment_with_the_left_model_server_side(ab, annotators):
+    """The judgment keeps the choice, the model shown left, and the shown/answered times."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    result = judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "right"})
+    judgment = result.judgment
+    assert result.created
+    assert judgment.answer == {"choice": "right"}
+    left = Task.objects.get(pk=lease.task_id).task_images.get(position=0).image.model_version
+    assert judgment.left_model == left
+    assert judgment.shown_at == lease.shown_at and judgment.answered_at >= judgment.shown_at
+    assert Task.objects.get(pk=lease.task_id).judgment_count == 1
+    assert Lease.objects.get(pk=lease.pk).state == Lease.State.DONE
+
+
+def test_the_same_client_id_is_the_same_judgment(ab, annotators):
+    """A double click or a retry returns the first judgment and records nothing new."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    client_id = uuid.uuid4()
+    first = judgment_submit(token=lease.token, annotator=dana, client_id=client_id, answer={"choice": "tie"})
+    again = judgment_submit(token=lease.token, annotator=dana, client_id=str(client_id), answer={"choice": "tie"})
+    assert (first.created, again.created) == (True, False)
+    assert again.judgment.pk == first.judgment.pk
+    assert Judgment.objects.count() == 1
+    assert Task.objects.get(pk=lease.task_id).judgment_count == 1
+
+
+def test_a_second_tab_cannot_answer_twice(ab, annotators):
+    """Another answer with a new client_id for an answered task is a conflict."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "tie"})
+    with pytest.raises(Conflict, match=errors.ALREADY_ANSWERED):
+        judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "left"})
+    assert Judgment.objects.count() == 1
+
+
+def test_a_client_id_cannot_be_reused_for_another_task(ab, annotators):
+    """A client_id names one answer to one task."""
+    dana = annotators[0]
+    first, second = assignments_next(study=ab, annotator=dana, count=2)
+    client_id = uuid.uuid4()
+    judgment_submit(token=first.token, annotator=dana, client_id=client_id, answer={"choice": "tie"})
+    with pytest.raises(Conflict, match=errors.CLIENT_ID_REUSED):
+        judgment_submit(token=second.token, annotator=dana, client_id=client_id, answer={"choice": "tie"})
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        ({"choice": "up"}, errors.BAD_CHOICE.format(choices="left, tie, right, reject")),
+        ({"choice": "left", "extra": 1}, errors.ANSWER_FIELDS.format(kind="A/B", fields="choice")),
+        ("left", errors.ANSWER_NOT_OBJECT),
+    ],
+)
+def test_invalid_ab_answers_are_refused(ab, annotators, answer, message):
+    """An A/B answer is one of the four choices."""
+    lease = lease_for(ab, annotators[0])
+    with pytest.raises(InvalidInput) as caught:
+        judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer=answer)
+    assert caught.value.message == message
+    assert not Judgment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        ({"positive": 1, "negative": 1}, errors.SAME_POSITIVE_NEGATIVE),
+        ({"positive": 5, "negative": 1}, errors.BAD_POSITION.format(field="positive", last=4)),
+        ({"positive": 1, "negative": True}, errors.BAD_POSITION.format(field="negative", last=4)),
+        ({"positive": 1}, errors.ANSWER_FIELDS.format(kind="best/worst", fields="positive, negative")),
+    ],
+)
+def test_invalid_best_worst_answers_are_refused(bw, annotators, answer, message):
+    """Positive and negative are two different positions among the five."""
+    lease = lease_for(bw, annotators[0])
+    with pytest.raises(InvalidInput) as caught:
+        judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer=answer)
+    assert caught.value.message == message
+
+
+def test_best_worst_records_the_positions(bw, annotators):
+    """A valid best/worst answer is stored as given."""
+    lease = lease_for(bw, annotators[0])
+    result = judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
+                             answer={"positive": 3, "negative": 0})
+    assert result.judgment.answer == {"positive": 3, "negative": 0}
+    assert result.judgment.left_model is None
+
+
+def test_alignment_needs_every_question_answered_yes_or_no(al, annotators):
+    """Each of the prompt's questions gets a yes or no; unknown ids are refused."""
+    dana = annotators[0]
+    lease = lease_for(al, dana)
+    q1, q2 = Task.objects.get(pk=lease.task_id).prompt.questions.order_by("position").values_list("pk", flat=True)
+    cases = [
+        ({"answers": {str(q1): "yes"}}, errors.MISSING_QUESTIONS.format(ids=q2)),
+        ({"answers": {str(q1): "yes", str(q2): "maybe"}}, errors.BAD_YES_NO.format(question=q2)),
+        ({"answers": {str(q1): "yes", str(q2): "no", "999999": "no"}}, errors.UNKNOWN_QUESTIONS.format(ids=999999)),
+    ]
+    for answer, message in cases:
+        with pytest.raises(InvalidInput) as caught:
+            judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer=answer)
+        assert caught.value.message == message
+    result = judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(),
+                             answer={"answers": {str(q1): "Yes", str(q2): False}})
+    assert result.judgment.answer == {"answers": {str(q1): True, str(q2): False}}
+
+
+def test_a_closed_study_takes_no_answers(ab, annotators):
+    """Closing a study refuses answers still in flight, with a clear message."""
+    lease = lease_for(ab, annotators[0])
+    study_update(study=ab, status="closed")
+    with pytest.raises(Conflict, match=errors.STUDY_CLOSED):
+        judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"})
+
+
+def test_a_paused_study_still_takes_answers_in_flight(ab, annotators):
+    """Pausing stops new tasks, not the answers to tasks already shown."""
+    lease = lease_for(ab, annotators[0])
+    study_update(study=ab, status="paused")
+    assert judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
+                           answer={"choice": "tie"}).created
+
+
+def test_a_skipped_task_cannot_be_answered(ab, annotators):
+    """After a skip the lease takes no answer."""
+    lease = lease_for(ab, annotators[0])
+    lease_skip(token=lease.token, annotator=annotators[0])
+    with pytest.raises(Conflict, match=errors.TASK_SKIPPED):
+        judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"})
+
+
+def test_a_late_answer_is_kept_while_the_task_has_room(ab, annotators):
+    """An expired lease whose slot nobody took still records its answer."""
+    lease = lease_for(ab, annotators[0])
+    late = timezone.now() + timedelta(minutes=10)
+    result = judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
+                             answer={"choice": "tie"}, now=late)
+    assert result.created
+
+
+def test_a_late_answer_to_a_full_task_is_refused(ab, annotators):
+    """When the others filled the task after the lease expired, the late answer is a conflict."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    late = timezone.now() + timedelta(minutes=10)
+    filled = 0
+    for annotator in annotators[1:]:
+        for other in assignments_next(study=ab, annotator=annotator, count=3, now=late):
+            if other.task_id == lease.task_id and filled < 2:
+                judgment_submit(token=other.token, annotator=annotator, client_id=uuid.uuid4(),
+                                answer={"choice": "left"}, now=late)
+                filled += 1
+    assert Task.objects.get(pk=lease.task_id).judgment_count == 2
+    with pytest.raises(Conflict, match=errors.TASK_FULL):
+        judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "tie"},
+                        now=late)
+    assert Judgment.objects.filter(task_id=lease.task_id).count() == 2
+
+
+def test_a_bad_client_id_is_refused(ab, annotators):
+    """The client_id must be a UUID."""
+    lease = lease_for(ab, annotators[0])
+    with pytest.raises(InvalidInput, match="client_id must be a UUID"):
+        judgment_submit(token=lease.token, annotator=annotators[0], client_id="1", answer={"choice": "tie"})
