@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_HOST ?= 127.0.0.1:8000
 
-.PHONY: install demo serve test lint test-sqlite test-postgres services clean
+.PHONY: install demo serve test lint test-sqlite test-postgres services browser clean
 
 install: $(VENV)/.installed
 
@@ -35,20 +35,26 @@ serve: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Browser tests drive Debian's Chromium (test tools cannot download their own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 services: install
 	$(PY) scripts/check_services.py --database-url "$(TEST_DATABASE_URL)" --redis-url "$(TEST_REDIS_URL)"
 
 # The embedded configuration: SQLite and the filesystem broker.
-test-sqlite: install
+test-sqlite: install browser
 	DEBUG=1 $(VENV)/bin/pytest -m "not redis"
 
 # The production configuration: every test that touches the database, again on
 # PostgreSQL, plus a real worker on Redis.
-test-postgres: install services
+test-postgres: install services browser
 	DEBUG=1 DATABASE_URL="$(TEST_DATABASE_URL)" $(VENV)/bin/pytest tests \
 		--ignore=tests/training --redis-url "$(TEST_REDIS_URL)"
 
-test: lint services test-sqlite test-postgres
+test: lint services browser test-sqlite test-postgres
 
 clean:
 	rm -rf $(VENV) var

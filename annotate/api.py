@@ -99,7 +99,9 @@ class NextAssignmentsApi(AnnotationAPIView):
         data.is_valid(raise_exception=True)
         leases = assignments_next(study=study, annotator=request.user, count=data.validated_data["count"])
         payload = {
-            "assignments": [selectors.assignment_payload(lease) for lease in selectors.leases_with_content(leases)],
+            "assignments": [
+                selectors.assignment_payload(lease) for lease in selectors.leases_with_content(leases)
+            ],
             "progress": _progress(study, request.user),
         }
         return Response(self.OutputSerializer(payload).data)
@@ -126,14 +128,17 @@ class SubmitApi(AnnotationAPIView):
             "progress": _progress(result.judgment.task.study, request.user),
         }
         return Response(
-            self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+            self.OutputSerializer(payload).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
 
 class HeartbeatApi(AnnotationAPIView):
     permission_classes = [IsAnnotator]
 
-    @extend_schema(request=None, responses=inline_serializer("Heartbeat", {"expires_at": serializers.DateTimeField()}))
+    @extend_schema(
+        request=None, responses=inline_serializer("Heartbeat", {"expires_at": serializers.DateTimeField()})
+    )
     def post(self, request, token: str):
         lease = lease_heartbeat(token=token, annotator=request.user)
         return Response({"expires_at": lease.expires_at})
@@ -155,7 +160,10 @@ class ReportApi(AnnotationAPIView):
         position = serializers.IntegerField(min_value=0)
         reason = serializers.CharField(max_length=500, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: inline_serializer("Reported", {"status": serializers.CharField()})})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: inline_serializer("Reported", {"status": serializers.CharField()})},
+    )
     def post(self, request, token: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -173,11 +181,26 @@ class StudyOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Study
-        fields = ["id", "name", "kind", "status", "prompt_set", "model_versions", "overlap", "lease_seconds",
-                  "config", "guidelines", "created_at", "progress"]
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "status",
+            "prompt_set",
+            "model_versions",
+            "overlap",
+            "lease_seconds",
+            "config",
+            "guidelines",
+            "created_at",
+            "progress",
+        ]
 
     def get_model_versions(self, study) -> list[dict]:
-        return [{"name": sm.model_version.name, "role": sm.role} for sm in study.study_models.select_related("model_version")]
+        return [
+            {"name": sm.model_version.name, "role": sm.role}
+            for sm in study.study_models.select_related("model_version")
+        ]
 
     def get_progress(self, study) -> dict:
         return selectors.study_progress(study)
@@ -191,7 +214,9 @@ class StudyListCreateApi(AnnotationAPIView):
         kind = serializers.ChoiceField(choices=Study.Kind.choices)
         prompt_set = serializers.SlugRelatedField(slug_field="name", queryset=PromptSet.objects.all())
         model_versions = serializers.SlugRelatedField(
-            slug_field="name", queryset=ModelVersion.objects.all(), many=True,
+            slug_field="name",
+            queryset=ModelVersion.objects.all(),
+            many=True,
             help_text="[model] for best/worst, [A, B] for A/B, one or more for alignment.",
         )
         criteria = serializers.ListField(
@@ -245,8 +270,12 @@ class StudyGoldApi(AnnotationAPIView):
         task_key = serializers.CharField()
         answer = serializers.JSONField(allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses=inline_serializer("Gold", {"task_key": serializers.CharField(),
-                                                                             "is_gold": serializers.BooleanField()}))
+    @extend_schema(
+        request=InputSerializer,
+        responses=inline_serializer(
+            "Gold", {"task_key": serializers.CharField(), "is_gold": serializers.BooleanField()}
+        ),
+    )
     def post(self, request, study_id: int):
         study = get_object_or_404(Study, pk=study_id)
         data = self.InputSerializer(data=request.data)
@@ -255,12 +284,19 @@ class StudyGoldApi(AnnotationAPIView):
         return Response({"task_key": task.key, "is_gold": task.is_gold})
 
 
-
-
 # drf-spectacular names a component after its class, so the nested Input/Output
 # serializers of different operations would collide in the schema.
-for _api in (AnnotatorStudyListApi, NextAssignmentsApi, SubmitApi, ReportApi, StudyListCreateApi,
-             StudyDetailApi, StudyGoldApi):
+for _api in (
+    AnnotatorStudyListApi,
+    NextAssignmentsApi,
+    SubmitApi,
+    ReportApi,
+    StudyListCreateApi,
+    StudyDetailApi,
+    StudyGoldApi,
+):
     for _role in ("InputSerializer", "OutputSerializer"):
         if _role in vars(_api):
-            vars(_api)[_role].Meta = type("Meta", (), {"ref_name": _api.__name__.removesuffix("Api") + _role[:-10]})
+            vars(_api)[_role].Meta = type(
+                "Meta", (), {"ref_name": _api.__name__.removesuffix("Api") + _role[:-10]}
+            )

@@ -44,8 +44,9 @@ def assignments_next(*, study: Study, annotator, count: int = 1, now: datetime |
     now = now or timezone.now()
     count = max(1, min(count, MAX_BATCH))
     held = list(
-        Lease.objects.filter(task__study=study, annotator=annotator, state=Lease.State.ACTIVE, expires_at__gt=now)
-        .order_by("shown_at", "pk")[:count]
+        Lease.objects.filter(
+            task__study=study, annotator=annotator, state=Lease.State.ACTIVE, expires_at__gt=now
+        ).order_by("shown_at", "pk")[:count]
     )
     while len(held) < count:
         lease = _lease_one(study, annotator, now)
@@ -71,12 +72,18 @@ def _lease_one(study: Study, annotator, now: datetime) -> Lease | None:
     for task_id in candidates:
         with transaction.atomic():
             task = _lock_task(task_id)
-            if task is None or task.judgment_count + task_active_leases(task, now, annotator) >= study.overlap:
+            if (
+                task is None
+                or task.judgment_count + task_active_leases(task, now, annotator) >= study.overlap
+            ):
                 continue
             lease, _ = Lease.objects.update_or_create(
                 task=task,
                 annotator=annotator,
-                defaults={"state": Lease.State.ACTIVE, "expires_at": now + timedelta(seconds=study.lease_seconds)},
+                defaults={
+                    "state": Lease.State.ACTIVE,
+                    "expires_at": now + timedelta(seconds=study.lease_seconds),
+                },
                 create_defaults={
                     "state": Lease.State.ACTIVE,
                     "shown_at": now,
@@ -125,7 +132,10 @@ def lease_heartbeat(*, token: str, annotator, now: datetime | None = None) -> Le
     study = lease.task.study
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=lease.task_id)
-        if lease.expires_at <= now and task.judgment_count + task_active_leases(task, now, annotator) >= study.overlap:
+        if (
+            lease.expires_at <= now
+            and task.judgment_count + task_active_leases(task, now, annotator) >= study.overlap
+        ):
             raise Conflict(errors.LEASE_LOST)
         lease.expires_at = now + timedelta(seconds=study.lease_seconds)
         lease.save(update_fields=["expires_at"])

@@ -11,26 +11,42 @@ class StudyForm(forms.Form):
     kind = forms.ChoiceField(choices=Study.Kind.choices)
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.all())
     model_a = forms.ModelChoiceField(
-        queryset=ModelVersion.objects.all(), label="Model (A)",
-        help_text="The model of a best/worst study; model A of an A/B study; the first of an alignment study.",
+        queryset=ModelVersion.objects.all(),
+        label="Model (A)",
+        help_text="The model of a best/worst study, model A of an A/B study, or the first of an "
+        "alignment study.",
     )
     model_b = forms.ModelChoiceField(
-        queryset=ModelVersion.objects.all(), required=False, label="Model B",
+        queryset=ModelVersion.objects.all(),
+        required=False,
+        label="Model B",
         help_text="A/B: the model compared with A. Alignment: an optional second model.",
     )
     criteria = forms.MultipleChoiceField(
-        choices=[("flaws", "Visual flaws"), ("appeal", "Visual appeal")], initial=["flaws", "appeal"],
-        widget=forms.CheckboxSelectMultiple, required=False, help_text="A/B only.",
+        choices=[("flaws", "Visual flaws"), ("appeal", "Visual appeal")],
+        initial=["flaws", "appeal"],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="A/B only.",
     )
     overlap = forms.IntegerField(min_value=1, max_value=50, initial=5, help_text="Annotators per task (N).")
-    lease_seconds = forms.IntegerField(min_value=30, max_value=3600, initial=300,
-                                       help_text="How long a task stays with an annotator without a heartbeat.")
-    image_index = forms.IntegerField(min_value=0, initial=0,
-                                     help_text="A/B and alignment: which of a prompt's images is shown.")
-    guidelines = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
-                                 help_text="Leave empty for the default guidelines of the kind.")
-    skip_incomplete = forms.BooleanField(required=False,
-                                         help_text="Leave out prompts without the images a task needs.")
+    lease_seconds = forms.IntegerField(
+        min_value=30,
+        max_value=3600,
+        initial=300,
+        help_text="How long a task stays with an annotator without a heartbeat.",
+    )
+    image_index = forms.IntegerField(
+        min_value=0, initial=0, help_text="A/B and alignment: which of a prompt's images is shown."
+    )
+    guidelines = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Leave empty for the default guidelines of the kind.",
+    )
+    skip_incomplete = forms.BooleanField(
+        required=False, help_text="Leave out prompts without the images a task needs."
+    )
 
     def model_versions(self) -> list[ModelVersion]:
         models = [self.cleaned_data["model_a"]]

@@ -71,6 +71,9 @@ class StudyModel(models.Model):
             models.UniqueConstraint(fields=["study", "model_version"], name="study_model_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.study_id}/{self.role or '-'}/{self.model_version_id}"
+
 
 class Task(models.Model):
     class Criterion(models.TextChoices):
@@ -109,6 +112,9 @@ class TaskImage(models.Model):
             models.UniqueConstraint(fields=["task", "position"], name="task_image_position_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.task_id}@{self.position}"
+
 
 class Lease(models.Model):
     """A task handed to an annotator until ``expires_at``; kept alive by heartbeats.
@@ -133,6 +139,9 @@ class Lease(models.Model):
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="lease_once_per_annotator")]
         indexes = [models.Index(fields=["task", "state", "expires_at"], name="lease_active_idx")]
 
+    def __str__(self) -> str:
+        return f"lease {self.token} ({self.state})"
+
 
 class Judgment(models.Model):
     """One annotator's answer to one task.
@@ -144,8 +153,12 @@ class Judgment(models.Model):
     """
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
-    client_id = models.UUIDField(help_text="Sent by the page with each answer: repeats are the same judgment.")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments"
+    )
+    client_id = models.UUIDField(
+        help_text="Sent by the page with each answer: repeats are the same judgment."
+    )
     answer = models.JSONField()
     left_model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT)
     shown_at = models.DateTimeField()
@@ -159,6 +172,9 @@ class Judgment(models.Model):
             models.UniqueConstraint(fields=["annotator", "client_id"], name="judgment_client_id_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"judgment {self.pk} on task {self.task_id}"
+
 
 class ImageReport(models.Model):
     """An annotator's report that an image in a task is broken."""
@@ -168,3 +184,6 @@ class ImageReport(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"report on task {self.task_id}"

@@ -19,7 +19,9 @@ def leases_with_content(leases: list[Lease]) -> list[Lease]:
         Lease.objects.filter(pk__in=[lease.pk for lease in leases])
         .select_related("task__study", "task__prompt")
         .prefetch_related(
-            Prefetch("task__task_images", queryset=TaskImage.objects.select_related("image").order_by("position")),
+            Prefetch(
+                "task__task_images", queryset=TaskImage.objects.select_related("image").order_by("position")
+            ),
             Prefetch("task__prompt__questions", queryset=AlignmentQuestion.objects.order_by("position")),
         )
         .order_by("shown_at", "pk")
@@ -108,7 +110,9 @@ def study_annotators(study: Study) -> list[dict]:
     )
     gold = {
         (j.annotator.username, j.task_id): j.answer == j.task.gold_answer
-        for j in Judgment.objects.filter(task__study=study, task__is_gold=True).select_related("annotator", "task")
+        for j in Judgment.objects.filter(task__study=study, task__is_gold=True).select_related(
+            "annotator", "task"
+        )
     }
     result = []
     for row in rows:

@@ -36,9 +36,7 @@ DEFAULT_GUIDELINES = {
         "appeal: which image is more pleasing. Choose tie when they are equal; reject when one "
         "image is photo-realistic and the other stylized (appeal)."
     ),
-    Study.Kind.ALIGNMENT: (
-        "Answer each question about the image with yes or no, judging only what you see."
-    ),
+    Study.Kind.ALIGNMENT: ("Answer each question about the image with yes or no, judging only what you see."),
 }
 
 
@@ -70,8 +68,13 @@ def study_create(
         try:
             with transaction.atomic():
                 study = Study.objects.create(
-                    name=name.strip(), kind=kind, prompt_set=prompt_set, overlap=overlap,
-                    lease_seconds=lease_seconds, config=config, created_by=created_by,
+                    name=name.strip(),
+                    kind=kind,
+                    prompt_set=prompt_set,
+                    overlap=overlap,
+                    lease_seconds=lease_seconds,
+                    config=config,
+                    created_by=created_by,
                     guidelines=guidelines.strip() or DEFAULT_GUIDELINES[kind],
                 )
         except IntegrityError:
@@ -90,7 +93,8 @@ def study_create(
         if not layouts:
             raise InvalidInput(errors.NO_TASKS.format(reason="no prompt has what a task needs"))
         tasks = Task.objects.bulk_create(
-            Task(study=study, key=key, prompt=prompt, criterion=criterion) for key, prompt, criterion, _ in layouts
+            Task(study=study, key=key, prompt=prompt, criterion=criterion)
+            for key, prompt, criterion, _ in layouts
         )
         TaskImage.objects.bulk_create(
             TaskImage(task=task, image=image, position=position)
@@ -111,7 +115,9 @@ def study_update(*, study: Study, **changes) -> Study:
     if "overlap" in changes and changes["overlap"] != study.overlap:
         if study.tasks.filter(judgment_count__gt=0).exists():
             raise Conflict(errors.OVERLAP_LOCKED)
-        _check_range(changes["overlap"], 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=changes["overlap"]))
+        _check_range(
+            changes["overlap"], 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=changes["overlap"])
+        )
     if "lease_seconds" in changes:
         seconds = changes["lease_seconds"]
         _check_range(seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=seconds))
@@ -142,11 +148,16 @@ def task_set_gold(*, study: Study, task_key: str, answer: dict | None) -> Task:
 def _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds) -> None:
     if kind not in Study.Kind.values:
         raise InvalidInput(f"kind must be one of {', '.join(Study.Kind.values)}")
-    expected = {Study.Kind.BEST_WORST: (1, 1, "one model version"), Study.Kind.AB: (2, 2, "two model versions"),
-                Study.Kind.ALIGNMENT: (1, 100, "at least one model version")}[kind]
+    expected = {
+        Study.Kind.BEST_WORST: (1, 1, "one model version"),
+        Study.Kind.AB: (2, 2, "two model versions"),
+        Study.Kind.ALIGNMENT: (1, 100, "at least one model version"),
+    }[kind]
     if not expected[0] <= len(model_versions) <= expected[1]:
         raise InvalidInput(
-            errors.WRONG_MODEL_COUNT.format(kind=Study.Kind(kind).label, expected=expected[2], got=len(model_versions))
+            errors.WRONG_MODEL_COUNT.format(
+                kind=Study.Kind(kind).label, expected=expected[2], got=len(model_versions)
+            )
         )
     if len({m.pk for m in model_versions}) != len(model_versions):
         raise InvalidInput(errors.SAME_MODEL_TWICE)
@@ -167,15 +178,16 @@ def _check_range(value, low, high, message) -> None:
 
 def _missing(prompts, model, what) -> InvalidInput:
     examples = "; ".join(repr(p.text) for p in prompts[:3]) + (" …" if len(prompts) > 3 else "")
-    return InvalidInput(errors.MISSING_IMAGES.format(count=len(prompts), what=what, model=model.name,
-                                                     examples=examples))
+    return InvalidInput(
+        errors.MISSING_IMAGES.format(count=len(prompts), what=what, model=model.name, examples=examples)
+    )
 
 
 def _images_by_prompt(study: Study, model: ModelVersion) -> dict[int, list[GeneratedImage]]:
     grouped = defaultdict(list)
-    for image in GeneratedImage.objects.filter(prompt__prompt_set=study.prompt_set, model_version=model).order_by(
-        "prompt_id", "index"
-    ):
+    for image in GeneratedImage.objects.filter(
+        prompt__prompt_set=study.prompt_set, model_version=model
+    ).order_by("prompt_id", "index"):
         grouped[image.prompt_id].append(image)
     return grouped
 

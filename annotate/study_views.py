@@ -31,10 +31,16 @@ def study_create_view(request):
         data = form.cleaned_data
         try:
             study = study_create(
-                name=data["name"], kind=data["kind"], prompt_set=data["prompt_set"],
-                model_versions=form.model_versions(), created_by=request.user,
-                criteria=data["criteria"], overlap=data["overlap"], lease_seconds=data["lease_seconds"],
-                image_index=data["image_index"], guidelines=data["guidelines"],
+                name=data["name"],
+                kind=data["kind"],
+                prompt_set=data["prompt_set"],
+                model_versions=form.model_versions(),
+                created_by=request.user,
+                criteria=data["criteria"],
+                overlap=data["overlap"],
+                lease_seconds=data["lease_seconds"],
+                image_index=data["image_index"],
+                guidelines=data["guidelines"],
                 skip_incomplete=data["skip_incomplete"],
             )
         except AnnotationError as exc:

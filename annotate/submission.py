@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.answers import answer_clean
-from annotate.assignment import task_active_leases, lease_for
+from annotate.assignment import lease_for, task_active_leases
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Judgment, Lease, Study, Task, TaskImage
 
@@ -94,7 +94,11 @@ def _repeat(annotator, client_id: uuid.UUID, lease: Lease) -> SubmitResult | Non
 
 
 def _left_model_id(task: Task) -> int:
-    return TaskImage.objects.filter(task=task, position=0).values_list("image__model_version_id", flat=True).get()
+    return (
+        TaskImage.objects.filter(task=task, position=0)
+        .values_list("image__model_version_id", flat=True)
+        .get()
+    )
 
 
 def _uuid(value) -> uuid.UUID:

@@ -39,5 +39,7 @@ def image(request, token: str, position: int):
     lease = Lease.objects.filter(token=token, annotator=request.user).only("task_id").first()
     if lease is None:
         raise Http404("No such assignment")
-    task_image = get_object_or_404(TaskImage.objects.select_related("image"), task_id=lease.task_id, position=position)
+    task_image = get_object_or_404(
+        TaskImage.objects.select_related("image"), task_id=lease.task_id, position=position
+    )
     return image_file_response(task_image.image)

@@ -30,7 +30,9 @@ def catalog_images(tmp_path, prompt_set, models: list[str], images_per_prompt: i
             for index in range(images_per_prompt):
                 name = f"{model}-{prompt.pk}-{index}.png"
                 (tmp_path / name).write_bytes(unique_png())
-                rows.append({"prompt": prompt.text, "model": model, "seed": index, "index": index, "image": name})
+                rows.append(
+                    {"prompt": prompt.text, "model": model, "seed": index, "index": index, "image": name}
+                )
     generated_images_import(
         prompt_set=prompt_set,
         manifest="\n".join(json.dumps(r) for r in rows),
@@ -44,8 +46,12 @@ def prompt_set(db, tmp_path):
     """Three prompts with two alignment questions each; five images per prompt from two models."""
     prompt_set = PromptSetFactory(name="animals")
     for position in range(3):
-        prompt = PromptFactory(prompt_set=prompt_set, text=f"a dog and a cat, take {position}", position=position)
-        AlignmentQuestion.objects.create(prompt=prompt, text="Is there one dog?", expected_answer=True, position=0)
+        prompt = PromptFactory(
+            prompt_set=prompt_set, text=f"a dog and a cat, take {position}", position=position
+        )
+        AlignmentQuestion.objects.create(
+            prompt=prompt, text="Is there one dog?", expected_answer=True, position=0
+        )
         AlignmentQuestion.objects.create(
             prompt=prompt, text="Are there other animals present?", expected_answer=False, position=1
         )

@@ -24,12 +24,21 @@ from tests.factories import UserFactory
 @pytest.fixture
 def study(prompt_set, model_a, model_b):
     """An A/B study over three prompts for flaws only: three tasks, N = 2."""
-    return study_create(name="ab", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b],
-                        criteria=["flaws"], overlap=2, lease_seconds=60)
+    return study_create(
+        name="ab",
+        kind="ab",
+        prompt_set=prompt_set,
+        model_versions=[model_a, model_b],
+        criteria=["flaws"],
+        overlap=2,
+        lease_seconds=60,
+    )
 
 
 def answer(lease, annotator, choice="left"):
-    return judgment_submit(token=lease.token, annotator=annotator, client_id=uuid.uuid4(), answer={"choice": choice})
+    return judgment_submit(
+        token=lease.token, annotator=annotator, client_id=uuid.uuid4(), answer={"choice": choice}
+    )
 
 
 def test_it_leases_a_task_the_annotator_has_not_answered(study, annotators):
@@ -78,8 +87,9 @@ def test_partly_answered_tasks_are_finished_first(study, annotators):
 
 def test_tasks_are_served_in_a_random_order_not_by_creation(prompt_set, model_a, model_b, annotators):
     """Among equally filled tasks the order follows the random key, not the id (so not the model)."""
-    study = study_create(name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a, model_b],
-                         overlap=1)
+    study = study_create(
+        name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a, model_b], overlap=1
+    )
     served = []
     while leases := assignments_next(study=study, annotator=annotators[0]):
         served.append(leases[0].task_id)

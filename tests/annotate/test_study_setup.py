@@ -34,7 +34,8 @@ def test_ab_has_one_task_per_prompt_and_criterion_with_random_sides(prompt_set, 
         f"p{i:04d}-{c}" for i in range(3) for c in ("appeal", "flaws")
     ]
     assert dict(StudyModel.objects.filter(study=study).values_list("model_version__name", "role")) == {
-        MODEL_A: "A", MODEL_B: "B",
+        MODEL_A: "A",
+        MODEL_B: "B",
     }
     for task in study.tasks.all():
         pair = list(task.task_images.order_by("position").select_related("image"))
@@ -46,9 +47,13 @@ def test_ab_sides_are_not_fixed(prompt_set, model_a, model_b, tmp_path):
     """Over many tasks model A appears on both sides."""
     lefts = set()
     for i in range(8):
-        study = study_create(name=f"ab{i}", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b])
+        study = study_create(
+            name=f"ab{i}", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b]
+        )
         lefts |= set(
-            TaskImage.objects.filter(task__study=study, position=0).values_list("image__model_version_id", flat=True)
+            TaskImage.objects.filter(task__study=study, position=0).values_list(
+                "image__model_version_id", flat=True
+            )
         )
     assert lefts == {model_a.pk, model_b.pk}  # fails with probability 2 · 2^-48
 
@@ -56,7 +61,11 @@ def test_ab_sides_are_not_fixed(prompt_set, model_a, model_b, tmp_path):
 def test_ab_criteria_can_be_limited(prompt_set, model_a, model_b):
     """A study for appeal only has one task per prompt."""
     study = study_create(
-        name="appeal", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b], criteria=["appeal"]
+        name="appeal",
+        kind="ab",
+        prompt_set=prompt_set,
+        model_versions=[model_a, model_b],
+        criteria=["appeal"],
     )
     assert set(study.tasks.values_list("criterion", flat=True)) == {"appeal"}
     assert study.tasks.count() == 3
@@ -64,14 +73,17 @@ def test_ab_criteria_can_be_limited(prompt_set, model_a, model_b):
 
 def test_ab_shows_the_image_the_settings_name(prompt_set, model_a, model_b):
     """image_index picks which of a prompt's images is compared."""
-    study = study_create(name="ab3", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b],
-                         image_index=3)
+    study = study_create(
+        name="ab3", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b], image_index=3
+    )
     assert set(TaskImage.objects.filter(task__study=study).values_list("image__index", flat=True)) == {3}
 
 
 def test_alignment_has_one_task_per_image_with_its_prompt(prompt_set, model_a, model_b):
     """Alignment tasks cover each model's shown image of every prompt that has questions."""
-    study = study_create(name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a, model_b])
+    study = study_create(
+        name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a, model_b]
+    )
     assert study.tasks.count() == 6
     models = TaskImage.objects.filter(task__study=study).values_list("image__model_version__name", flat=True)
     assert sorted(models) == sorted([MODEL_A] * 3 + [MODEL_B] * 3)
@@ -80,11 +92,23 @@ def test_alignment_has_one_task_per_image_with_its_prompt(prompt_set, model_a, m
 @pytest.mark.parametrize(
     "kind, count, message",
     [
-        ("best_worst", 2, errors.WRONG_MODEL_COUNT.format(kind="Best/worst of five", expected="one model version",
-                                                          got=2)),
-        ("ab", 1, errors.WRONG_MODEL_COUNT.format(kind="A/B comparison", expected="two model versions", got=1)),
-        ("alignment", 0, errors.WRONG_MODEL_COUNT.format(kind="Text alignment", expected="at least one model version",
-                                                         got=0)),
+        (
+            "best_worst",
+            2,
+            errors.WRONG_MODEL_COUNT.format(kind="Best/worst of five", expected="one model version", got=2),
+        ),
+        (
+            "ab",
+            1,
+            errors.WRONG_MODEL_COUNT.format(kind="A/B comparison", expected="two model versions", got=1),
+        ),
+        (
+            "alignment",
+            0,
+            errors.WRONG_MODEL_COUNT.format(
+                kind="Text alignment", expected="at least one model version", got=0
+            ),
+        ),
     ],
 )
 def test_it_checks_the_number_of_models(prompt_set, model_a, model_b, kind, count, message):
@@ -127,8 +151,9 @@ def test_it_names_prompts_without_enough_images(prompt_set, model_a):
         count=1, what="5 images", model=MODEL_A, examples="'a dog and a cat, take 1'"
     )
     assert not Study.objects.exists() and not Task.objects.exists()
-    study = study_create(name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a],
-                         skip_incomplete=True)
+    study = study_create(
+        name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a], skip_incomplete=True
+    )
     assert study.tasks.count() == 2
 
 
@@ -145,8 +170,12 @@ def test_overlap_is_fixed_once_a_judgment_exists(prompt_set, model_a, annotators
     study = study_update(study=study, overlap=3)
     assert study.overlap == 3
     (lease,) = assignments_next(study=study, annotator=annotators[0])
-    judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
-                    answer={"positive": 0, "negative": 1})
+    judgment_submit(
+        token=lease.token,
+        annotator=annotators[0],
+        client_id=uuid.uuid4(),
+        answer={"positive": 0, "negative": 1},
+    )
     with pytest.raises(Conflict, match=errors.OVERLAP_LOCKED):
         study_update(study=study, overlap=5)
     assert Study.objects.get(pk=study.pk).overlap == 3

@@ -16,8 +16,15 @@ from annotate.submission import judgment_submit
 
 @pytest.fixture
 def ab(prompt_set, model_a, model_b):
-    return study_create(name="ab", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b],
-                        criteria=["flaws"], overlap=2, lease_seconds=60)
+    return study_create(
+        name="ab",
+        kind="ab",
+        prompt_set=prompt_set,
+        model_versions=[model_a, model_b],
+        criteria=["flaws"],
+        overlap=2,
+        lease_seconds=60,
+    )
 
 
 @pytest.fixture
@@ -38,7 +45,9 @@ def test_it_records_an_ab_judgment_with_the_left_model_server_side(ab, annotator
     """The judgment keeps the choice, the model shown left, and the shown/answered times."""
     dana = annotators[0]
     lease = lease_for(ab, dana)
-    result = judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "right"})
+    result = judgment_submit(
+        token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "right"}
+    )
     judgment = result.judgment
     assert result.created
     assert judgment.answer == {"choice": "right"}
@@ -55,7 +64,9 @@ def test_the_same_client_id_is_the_same_judgment(ab, annotators):
     lease = lease_for(ab, dana)
     client_id = uuid.uuid4()
     first = judgment_submit(token=lease.token, annotator=dana, client_id=client_id, answer={"choice": "tie"})
-    again = judgment_submit(token=lease.token, annotator=dana, client_id=str(client_id), answer={"choice": "tie"})
+    again = judgment_submit(
+        token=lease.token, annotator=dana, client_id=str(client_id), answer={"choice": "tie"}
+    )
     assert (first.created, again.created) == (True, False)
     assert again.judgment.pk == first.judgment.pk
     assert Judgment.objects.count() == 1
@@ -119,8 +130,12 @@ def test_invalid_best_worst_answers_are_refused(bw, annotators, answer, message)
 def test_best_worst_records_the_positions(bw, annotators):
     """A valid best/worst answer is stored as given."""
     lease = lease_for(bw, annotators[0])
-    result = judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
-                             answer={"positive": 3, "negative": 0})
+    result = judgment_submit(
+        token=lease.token,
+        annotator=annotators[0],
+        client_id=uuid.uuid4(),
+        answer={"positive": 3, "negative": 0},
+    )
     assert result.judgment.answer == {"positive": 3, "negative": 0}
     assert result.judgment.left_model is None
 
@@ -129,18 +144,27 @@ def test_alignment_needs_every_question_answered_yes_or_no(al, annotators):
     """Each of the prompt's questions gets a yes or no; unknown ids are refused."""
     dana = annotators[0]
     lease = lease_for(al, dana)
-    q1, q2 = Task.objects.get(pk=lease.task_id).prompt.questions.order_by("position").values_list("pk", flat=True)
+    q1, q2 = (
+        Task.objects.get(pk=lease.task_id).prompt.questions.order_by("position").values_list("pk", flat=True)
+    )
     cases = [
         ({"answers": {str(q1): "yes"}}, errors.MISSING_QUESTIONS.format(ids=q2)),
         ({"answers": {str(q1): "yes", str(q2): "maybe"}}, errors.BAD_YES_NO.format(question=q2)),
-        ({"answers": {str(q1): "yes", str(q2): "no", "999999": "no"}}, errors.UNKNOWN_QUESTIONS.format(ids=999999)),
+        (
+            {"answers": {str(q1): "yes", str(q2): "no", "999999": "no"}},
+            errors.UNKNOWN_QUESTIONS.format(ids=999999),
+        ),
     ]
     for answer, message in cases:
         with pytest.raises(InvalidInput) as caught:
             judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer=answer)
         assert caught.value.message == message
-    result = judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(),
-                             answer={"answers": {str(q1): "Yes", str(q2): False}})
+    result = judgment_submit(
+        token=lease.token,
+        annotator=dana,
+        client_id=uuid.uuid4(),
+        answer={"answers": {str(q1): "Yes", str(q2): False}},
+    )
     assert result.judgment.answer == {"answers": {str(q1): True, str(q2): False}}
 
 
@@ -149,15 +173,18 @@ def test_a_closed_study_takes_no_answers(ab, annotators):
     lease = lease_for(ab, annotators[0])
     study_update(study=ab, status="closed")
     with pytest.raises(Conflict, match=errors.STUDY_CLOSED):
-        judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"})
+        judgment_submit(
+            token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"}
+        )
 
 
 def test_a_paused_study_still_takes_answers_in_flight(ab, annotators):
     """Pausing stops new tasks, not the answers to tasks already shown."""
     lease = lease_for(ab, annotators[0])
     study_update(study=ab, status="paused")
-    assert judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
-                           answer={"choice": "tie"}).created
+    assert judgment_submit(
+        token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"}
+    ).created
 
 
 def test_a_skipped_task_cannot_be_answered(ab, annotators):
@@ -165,15 +192,18 @@ def test_a_skipped_task_cannot_be_answered(ab, annotators):
     lease = lease_for(ab, annotators[0])
     lease_skip(token=lease.token, annotator=annotators[0])
     with pytest.raises(Conflict, match=errors.TASK_SKIPPED):
-        judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"})
+        judgment_submit(
+            token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"}
+        )
 
 
 def test_a_late_answer_is_kept_while_the_task_has_room(ab, annotators):
     """An expired lease whose slot nobody took still records its answer."""
     lease = lease_for(ab, annotators[0])
     late = timezone.now() + timedelta(minutes=10)
-    result = judgment_submit(token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(),
-                             answer={"choice": "tie"}, now=late)
+    result = judgment_submit(
+        token=lease.token, annotator=annotators[0], client_id=uuid.uuid4(), answer={"choice": "tie"}, now=late
+    )
     assert result.created
 
 
@@ -186,13 +216,19 @@ def test_a_late_answer_to_a_full_task_is_refused(ab, annotators):
     for annotator in annotators[1:]:
         for other in assignments_next(study=ab, annotator=annotator, count=3, now=late):
             if other.task_id == lease.task_id and filled < 2:
-                judgment_submit(token=other.token, annotator=annotator, client_id=uuid.uuid4(),
-                                answer={"choice": "left"}, now=late)
+                judgment_submit(
+                    token=other.token,
+                    annotator=annotator,
+                    client_id=uuid.uuid4(),
+                    answer={"choice": "left"},
+                    now=late,
+                )
                 filled += 1
     assert Task.objects.get(pk=lease.task_id).judgment_count == 2
     with pytest.raises(Conflict, match=errors.TASK_FULL):
-        judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "tie"},
-                        now=late)
+        judgment_submit(
+            token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "tie"}, now=late
+        )
     assert Judgment.objects.filter(task_id=lease.task_id).count() == 2
 
 

@@ -7,6 +7,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
+from annotate.models import Study
 from evalhub.accounts.roles import ANNOTATORS, RESEARCHERS
 from evalhub.catalog.demo_images import (
     COLOURS,
@@ -54,8 +55,9 @@ def test_quality_sets_how_often_things_go_wrong():
     """At quality 1 nothing goes wrong; at quality 0 misses and flaws are common."""
 
     def drawings(quality):
-        return [demo_image_render(p.spec, seed=s, quality=quality, size=32)
-                for p in DEMO_PROMPTS for s in (1, 2)]
+        return [
+            demo_image_render(p.spec, seed=s, quality=quality, size=32) for p in DEMO_PROMPTS for s in (1, 2)
+        ]
 
     perfect = drawings(1.0)
     assert not any(d.misses or d.flaws for d in perfect)
@@ -176,7 +178,12 @@ def test_command_prints_summary_and_accounts():
         line = next(line for line in text.splitlines() if line.split()[:1] == [username])
         assert line.split() == [username, DEMO_PASSWORD, group.removesuffix("s")]
     assert "http://127.0.0.1:8000/" in text
+    assert "Studies created: Demo: best/worst of five (demo-base), Demo: A/B demo-sft vs demo-base, " in text
+    assert Study.objects.count() == 3
+    assert {s.tasks.count() for s in Study.objects.all()} == {20, 40}
 
     again = io.StringIO()
     call_command("seed_demo", size=SIZE, stdout=again)
     assert f"0 created, {2 * IMAGES_PER_PROMPT * len(DEMO_PROMPTS)} already there" in again.getvalue()
+    assert "Demo studies: already there." in again.getvalue()
+    assert Study.objects.count() == 3

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotate.demo_studies import demo_studies_seed
 from evalhub.catalog.demo_seed import DEMO_PROMPT_SET, demo_seed
 
 DEMO_URL = "http://127.0.0.1:8000/"
@@ -9,8 +10,8 @@ DEMO_URL = "http://127.0.0.1:8000/"
 
 class Command(BaseCommand):
     help = (
-        "Create the demo prompt set, two procedural demo models with their images, and demo "
-        "accounts. Safe to run again: what exists is kept."
+        "Create the demo prompt set, two procedural demo models with their images, one open "
+        "study of each kind, and demo accounts. Safe to run again: what exists is kept."
     )
 
     def add_arguments(self, parser):
@@ -25,8 +26,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Prompt set {DEMO_PROMPT_SET!r}: {result.prompts} prompts ({state}).")
         if result.models_created:
             self.stdout.write(f"Model versions created: {', '.join(result.models_created)}.")
+        self.stdout.write(f"Images: {result.images_created} created, {result.images_skipped} already there.")
+        studies = demo_studies_seed()
         self.stdout.write(
-            f"Images: {result.images_created} created, {result.images_skipped} already there."
+            f"Studies created: {', '.join(studies)}." if studies else "Demo studies: already there."
         )
 
         self.stdout.write("")

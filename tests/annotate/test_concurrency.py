@@ -1,0 +1,97 @@
+"""Many annotators at once: no task gets more than N judgments, nobody answers a task
+twice, no acknowledged judgment is lost. Real threads, each with its own database
+connection, racing on the configured database (PostgreSQL in `make test`'s second run,
+a SQLite file in the first)."""
+
+import random
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection, connections
+from django.db.models import Count
+
+from annotate.assignment import annotator_progress, assignments_next, lease_skip
+from annotate.errors import Conflict
+from annotate.models import Judgment, Study
+from annotate.services import study_create
+from annotate.submission import judgment_submit
+from evalhub.catalog.models import ModelVersion
+from tests.annotate.conftest import catalog_images
+from tests.factories import PromptFactory, PromptSetFactory, UserFactory
+
+ANNOTATORS = 16
+PROMPTS = 8
+OVERLAP = 5
+
+
+@pytest.fixture
+def race_study(transactional_db, tmp_path):
+    prompt_set = PromptSetFactory(name="race")
+    for position in range(PROMPTS):
+        PromptFactory(prompt_set=prompt_set, text=f"prompt {position}", position=position)
+    catalog_images(tmp_path, prompt_set, ["race-a", "race-b"], images_per_prompt=1)
+    models = list(ModelVersion.objects.order_by("name"))
+    return study_create(name="race", kind="ab", prompt_set=prompt_set, model_versions=models, overlap=OVERLAP)
+
+
+def annotate_until_done(study_id: int, annotator, acknowledged: list, failures: list, barrier) -> None:
+    """Next + submit in a loop, with retries of the same client_id and some skips."""
+    rng = random.Random(annotator.pk)
+    try:
+        barrier.wait()
+        study = Study.objects.get(pk=study_id)
+        while True:
+            leases = assignments_next(study=study, annotator=annotator, count=rng.choice([1, 2]))
+            if not leases:
+                # Others hold the open slots; stay until nothing is left that we could answer.
+                if annotator_progress(study=study, annotator=annotator).remaining == 0:
+                    break
+                time.sleep(0.01)
+                continue
+            lease = leases[0]
+            if rng.random() < 0.1:
+                lease_skip(token=lease.token, annotator=annotator)
+                continue
+            client_id = uuid.uuid4()
+            answer = {"choice": rng.choice(["left", "tie", "right", "reject"])}
+            for _ in range(rng.choice([1, 2])):  # a retry of the same answer
+                try:
+                    result = judgment_submit(
+                        token=lease.token, annotator=annotator, client_id=client_id, answer=answer
+                    )
+                except Conflict:
+                    break
+                if result.created:
+                    acknowledged.append(result.judgment.pk)
+    except Exception as exc:  # reported by the test, not lost in the thread
+        failures.append(repr(exc))
+    finally:
+        connections.close_all()
+
+
+def test_racing_annotators_fill_every_task_exactly_to_n(race_study):
+    """16 annotators race over 16 tasks with N = 5: every task ends with exactly 5 judgments."""
+    annotators = [UserFactory(username=f"racer{i}", role="annotators") for i in range(ANNOTATORS)]
+    acknowledged, failures = [], []
+    barrier = threading.Barrier(ANNOTATORS)
+    threads = [
+        threading.Thread(target=annotate_until_done, args=(race_study.pk, a, acknowledged, failures, barrier))
+        for a in annotators
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert failures == []
+    assert not any(thread.is_alive() for thread in threads)
+
+    per_task = dict(race_study.tasks.annotate(n=Count("judgments")).values_list("pk", "n"))
+    assert set(per_task.values()) == {OVERLAP}, per_task
+    assert dict(race_study.tasks.values_list("pk", "judgment_count")) == per_task
+    pairs = Judgment.objects.values("task", "annotator").annotate(n=Count("pk")).filter(n__gt=1)
+    assert not pairs.exists()
+    assert sorted(acknowledged) == sorted(Judgment.objects.values_list("pk", flat=True))
+    assert len(acknowledged) == PROMPTS * 2 * OVERLAP
+    print(f"{connection.vendor}: {len(acknowledged)} judgments by {ANNOTATORS} racing annotators")
