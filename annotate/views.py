@@ -29,7 +29,7 @@ def home(request):
 @_annotator
 def label(request, study_id: int):
     study = get_object_or_404(Study, pk=study_id, status=Study.Status.OPEN)
-    return render(request, "annotate/label.html", {"study": study})
+    return render(request, "annotate/labeling.html", {"study": study})
 
 
 @require_GET
