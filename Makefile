@@ -51,7 +51,7 @@ test-sqlite: install browser
 # The production configuration: every test that touches the database, again on
 # PostgreSQL, plus a real worker on Redis.
 test-postgres: install services browser
-	DEBUG=1 DATABASE_URL="$(TEST_DATABASE_URL)" $(VENV)/bin/pytest tests \
+	DEBUG=1 DATABASE_URL="$(TEST_DATABASE_URL)" DATABASE_CONN_MAX_AGE=0 $(VENV)/bin/pytest tests \
 		--ignore=tests/training --redis-url "$(TEST_REDIS_URL)"
 
 test: lint services browser test-sqlite test-postgres

@@ -46,11 +46,12 @@ def judgment_submit(
         with transaction.atomic():
             return _record(lease, study, annotator, client_id, clean, now)
     except IntegrityError:
-        # A concurrent attempt with the same client_id won the race inside the lock
-        # window of another task; it is the same answer.
+        # Either a concurrent attempt with the same client_id won the race (the same
+        # answer), or a judgment for this task and annotator came from elsewhere (an
+        # import): the database's unique constraints decide.
         repeat = _repeat(annotator, client_id, lease)
         if repeat is None:
-            raise
+            raise Conflict(errors.ALREADY_ANSWERED) from None
         return repeat
 
 
@@ -60,7 +61,7 @@ def _record(lease: Lease, study: Study, annotator, client_id, clean: dict, now: 
     if repeat is not None:
         return repeat
     lease.refresh_from_db(fields=["state", "expires_at"])
-    if lease.state == Lease.State.DONE or Judgment.objects.filter(task=task, annotator=annotator).exists():
+    if lease.state == Lease.State.DONE:
         raise Conflict(errors.ALREADY_ANSWERED)
     if lease.state == Lease.State.SKIPPED:
         raise Conflict(errors.TASK_SKIPPED)

@@ -49,14 +49,27 @@ def user_grant_role(*, user: User, role: str) -> None:
         roles_sync()
         group = Group.objects.get(name=role)
     user.groups.add(group)
+    user.__dict__.pop("_evalhub_roles", None)
+
+
+def user_roles(user) -> frozenset[str]:
+    """The user's role groups, read once per user object (a request's user lives for one
+    request, so a role change applies from the next request on)."""
+    if not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_evalhub_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.filter(name__in=ROLE_PERMISSIONS).values_list("name", flat=True))
+        user._evalhub_roles = cached
+    return cached
 
 
 def user_is_researcher(user) -> bool:
-    return user.is_authenticated and (user.is_superuser or user.groups.filter(name=RESEARCHERS).exists())
+    return user.is_authenticated and (user.is_superuser or RESEARCHERS in user_roles(user))
 
 
 def user_is_annotator(user) -> bool:
-    return user.is_authenticated and user.groups.filter(name=ANNOTATORS).exists()
+    return ANNOTATORS in user_roles(user)
 
 
 def _permission(code: str) -> Permission:

@@ -3,6 +3,7 @@ JavaScript, the API and the database together. Chromium is Debian's package
 (`make test` installs it); Playwright only drives it."""
 
 import shutil
+import threading
 
 import pytest
 
@@ -33,6 +34,11 @@ def page(live_server, monkeypatch):
         page.set_default_timeout(15000)
         yield page
         browser.close()
+    # Let the live server finish requests the page left in flight, so their database
+    # connections are closed before the test database is dropped.
+    for thread in threading.enumerate():
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(timeout=10)
 
 
 def log_in(page, live_server, username: str) -> None:
@@ -112,8 +118,10 @@ def test_an_annotator_answers_alignment_questions_with_y_and_n(page, live_server
         page.keyboard.press("n")
         page.keyboard.press("Enter")
     wait_until_done(page, 3)
-    answers = [list(j.answer["answers"].values()) for j in Judgment.objects.filter(annotator=annotator)]
-    assert answers == [[True, False]] * 3
+    for judgment in Judgment.objects.filter(annotator=annotator).select_related("task__prompt"):
+        first, second = judgment.task.prompt.questions.order_by("position").values_list("pk", flat=True)
+        assert judgment.answer == {"answers": {str(first): True, str(second): False}}
+    assert Judgment.objects.filter(annotator=annotator).count() == 3
 
 
 def test_an_answer_survives_a_server_error_and_is_recorded_once(page, live_server, prompt_set, model_a):

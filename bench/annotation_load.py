@@ -1,0 +1,375 @@
+"""Load test of the annotation API: K annotators doing next-task + submit over HTTP.
+
+What it measures: the app under a real WSGI server (gunicorn) on loopback, on
+PostgreSQL, with K simulated annotators (default 32) that each loop "POST next" then
+"POST submit" (a fresh client_id per answer, token auth, keep-alive connections) for a
+bounded time. It prints judgments per second and p50/p95/p99/max latency of each call,
+then checks the database: no task over N judgments, no (task, annotator) pair twice, and
+as many judgments as 201 answers (nothing lost, nothing duplicated).
+
+    .venv/bin/python bench/annotation_load.py                 # defaults below
+    .venv/bin/python bench/annotation_load.py --annotators 64 --seconds 60 --workers 3
+
+The bench database is dropped and created anew each run (``--keep`` keeps it after).
+Targets on the 2-core machine: p99 of next and of submit under 100 ms at 32
+annotators, and at least 200 judgments/second.
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+sys.path.insert(0, str(REPO))  # the set-up steps import the project
+
+
+# ---------------------------------------------------------------- set-up (runs under Django)
+
+
+def seed(prompts: int, annotators: int, overlap: int) -> dict:
+    """Prompt set, two models' images, an A/B study (both criteria), annotators with tokens."""
+    import django
+
+    django.setup()
+    import io
+
+    from django.contrib.auth.models import User
+    from PIL import Image
+    from rest_framework.authtoken.models import Token
+
+    from annotate.services import study_create
+    from evalhub.accounts.roles import user_grant_role
+    from evalhub.catalog.image_import import generated_images_import
+    from evalhub.catalog.models import ModelVersion
+    from evalhub.catalog.prompt_import import PromptRow, QuestionRow, prompt_set_import
+
+    rows = [
+        PromptRow(line=i + 1, text=f"bench prompt {i}", questions=(QuestionRow("Is it there?"),))
+        for i in range(prompts)
+    ]
+    prompt_set = prompt_set_import(name="bench", rows=rows)
+
+    class MemorySource:
+        def __init__(self):
+            self.files = {}
+
+        def read(self, path):
+            return self.files[path]
+
+    source, manifest, counter = MemorySource(), [], 0
+    for model in ("bench-a", "bench-b"):
+        for i in range(prompts):
+            counter += 1
+            buffer = io.BytesIO()
+            Image.new("RGB", (8, 8), (counter // 65536, counter // 256 % 256, counter % 256)).save(
+                buffer, "PNG"
+            )
+            source.files[f"{model}/{i}.png"] = buffer.getvalue()
+            manifest.append(
+                json.dumps(
+                    {
+                        "prompt": f"bench prompt {i}",
+                        "model": model,
+                        "seed": i,
+                        "index": 0,
+                        "image": f"{model}/{i}.png",
+                    }
+                )
+            )
+    generated_images_import(
+        prompt_set=prompt_set, manifest="\n".join(manifest), source=source, create_models=True
+    )
+    models = [ModelVersion.objects.get(name="bench-a"), ModelVersion.objects.get(name="bench-b")]
+    study = study_create(
+        name="bench", kind="ab", prompt_set=prompt_set, model_versions=models, overlap=overlap
+    )
+    tokens = []
+    for i in range(annotators):
+        user = User.objects.create_user(f"bench{i}")
+        user_grant_role(user=user, role="annotators")
+        tokens.append(Token.objects.create(user=user).key)
+    return {"study": study.pk, "tasks": study.tasks.count(), "tokens": tokens}
+
+
+def check(study_id: int) -> dict:
+    """Integrity of what the run left in the database."""
+    import django
+
+    django.setup()
+    from django.db.models import Count, F
+
+    from annotate.models import Judgment, Study, Task
+
+    study = Study.objects.get(pk=study_id)
+    per_task = Task.objects.filter(study=study).annotate(n=Count("judgments"))
+    return {
+        "judgments": Judgment.objects.filter(task__study=study).count(),
+        "over_n": per_task.filter(n__gt=study.overlap).count(),
+        "counter_mismatch": per_task.exclude(n=F("judgment_count")).count(),
+        "duplicate_pairs": Judgment.objects.filter(task__study=study)
+        .values("task", "annotator")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+        .count(),
+        "tasks_at_n": per_task.filter(n=study.overlap).count(),
+    }
+
+
+# ---------------------------------------------------------------- load (no Django)
+
+
+def annotator_loop(port, study_id, token, deadline, results, seed_value):
+    rng = random.Random(seed_value)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def call(kind, path, body):
+        started = time.perf_counter()
+        try:
+            connection.request("POST", path, json.dumps(body), headers)
+            response = connection.getresponse()
+            data = response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            status, data = 0, b"{}"
+        results.append((kind, status, time.perf_counter() - started))
+        return status, data
+
+    while time.perf_counter() < deadline:
+        status, data = call("next", f"/api/annotate/studies/{study_id}/next/", {"count": 1})
+        if status != 200:
+            continue
+        assignments = json.loads(data)["assignments"]
+        if not assignments:
+            break
+        answer = {"choice": rng.choice(["left", "tie", "right", "reject"])}
+        call(
+            "submit",
+            f"/api/annotate/assignments/{assignments[0]['token']}/submit/",
+            {"client_id": str(uuid.uuid4()), "answer": answer},
+        )
+    connection.close()
+
+
+def load_process(port, study_id, tokens, deadline, queue):
+    results = []
+    threads = [
+        threading.Thread(target=annotator_loop, args=(port, study_id, token, deadline, results, i))
+        for i, token in enumerate(tokens)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queue.put(results)
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def run(command, env, **kwargs):
+    return subprocess.run(command, cwd=REPO, env=env, check=True, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not answer /healthz")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return (
+        ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000 if ordered else float("nan")
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--annotators", type=int, default=32, help="simulated annotators (default 32)")
+    parser.add_argument("--seconds", type=float, default=30, help="how long the load runs (default 30)")
+    parser.add_argument("--prompts", type=int, default=600, help="prompts; the study has 2 tasks each")
+    parser.add_argument("--overlap", type=int, default=5, help="annotators per task, N (default 5)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker (default 1: the GIL makes more slower here)",
+    )
+    parser.add_argument("--clients", type=int, default=2, help="load-generator processes (default 2)")
+    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/evalhub_bench")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--_seed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_check", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._seed:
+        print(json.dumps(seed(args.prompts, args.annotators, args.overlap)))
+        return 0
+    if args._check is not None:
+        print(json.dumps(check(args._check)))
+        return 0
+
+    admin_url, name = args.database.rsplit("/", 1)
+    var_dir = tempfile.mkdtemp(prefix="evalhub-bench-")
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "EVALHUB_VAR_DIR": var_dir,
+        "DJANGO_SETTINGS_MODULE": "evalhub.settings",
+        "LOG_LEVEL": "WARNING",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+    }
+    import psycopg
+
+    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    print(f"set-up: migrating and seeding {args.prompts} prompts, {args.annotators} annotators…", flush=True)
+    run([PYTHON, "manage.py", "migrate", "-v0"], env)
+    seeded = json.loads(
+        run(
+            [
+                PYTHON,
+                __file__,
+                "--_seed",
+                "--prompts",
+                str(args.prompts),
+                "--annotators",
+                str(args.annotators),
+                "--overlap",
+                str(args.overlap),
+            ],
+            env,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+    # A freshly filled database has no planner statistics; a live one has autovacuum's.
+    with psycopg.connect(args.database, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "evalhub.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(args.workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env={**env, "DATABASE_CONN_MAX_AGE": "600"},
+    )
+    try:
+        wait_for(port)
+        queue = multiprocessing.Queue()
+        started = time.perf_counter()
+        deadline = started + args.seconds
+        share = [seeded["tokens"][i :: args.clients] for i in range(args.clients)]
+        clients = [
+            multiprocessing.Process(
+                target=load_process, args=(port, seeded["study"], tokens, deadline, queue)
+            )
+            for tokens in share
+            if tokens
+        ]
+        for client in clients:
+            client.start()
+        results = [row for _ in clients for row in queue.get()]
+        for client in clients:
+            client.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    integrity = json.loads(
+        run([PYTHON, __file__, "--_check", str(seeded["study"])], env, capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    created = sum(1 for kind, status, _ in results if kind == "submit" and status == 201)
+    statuses: dict[str, int] = {}
+    for kind, status, _ in results:
+        if status not in (200, 201):
+            statuses[f"{kind} {status}"] = statuses.get(f"{kind} {status}", 0) + 1
+
+    print(
+        f"annotators {args.annotators}, gunicorn {args.workers}×{args.threads} gthread, "
+        f"{args.clients} client processes, {elapsed:.1f} s, "
+        f"study of {seeded['tasks']} tasks × N={args.overlap}"
+    )
+    print(f"judgments recorded: {created}  ({created / elapsed:.0f} judgments/s)")
+    for kind in ("next", "submit"):
+        times = [seconds for k, status, seconds in results if k == kind and status in (200, 201)]
+        print(
+            f"{kind:>6}: n={len(times):6d}  p50 {percentile(times, 0.5):6.1f} ms"
+            f"  p95 {percentile(times, 0.95):6.1f} ms"
+            f"  p99 {percentile(times, 0.99):6.1f} ms  max {percentile(times, 1):6.1f} ms"
+        )
+    print(f"errors: {statuses or 'none'}")
+    ok = (
+        integrity["over_n"] == 0
+        and integrity["duplicate_pairs"] == 0
+        and integrity["counter_mismatch"] == 0
+        and integrity["judgments"] == created
+    )
+    print(
+        f"integrity: {integrity['judgments']} judgments in the database, {created} acknowledged, "
+        f"{integrity['over_n']} tasks over N, {integrity['duplicate_pairs']} duplicate (task, annotator), "
+        f"{integrity['tasks_at_n']} tasks at N -> {'PASS' if ok else 'FAIL'}"
+    )
+
+    if not args.keep:
+        with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
