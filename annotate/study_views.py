@@ -10,6 +10,9 @@ from annotate.errors import AnnotationError
 from annotate.forms import StudyForm
 from annotate.models import Study
 from annotate.services import study_create, study_update
+from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.winrate_formats import FORMATS
+from evalhub.results.winrates import ab_comparison
 
 
 def _researcher(perm: str):
@@ -54,6 +57,12 @@ def study_create_view(request):
 @_researcher("annotate.view_study")
 def study_detail(request, pk: int):
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
+    comparison, results_message = None, ""
+    if study.kind == Study.Kind.AB:
+        try:
+            comparison = ab_comparison(study)
+        except ResultsError as exc:
+            results_message = str(exc)
     return render(
         request,
         "annotate/study_detail.html",
@@ -63,6 +72,9 @@ def study_detail(request, pk: int):
             "progress": selectors.study_progress(study),
             "annotators": selectors.study_annotators(study),
             "statuses": Study.Status.choices,
+            "comparison": comparison,
+            "results_message": results_message,
+            "formats": FORMATS,
         },
     )
 

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "evalhub.catalog",
     "annotate",
+    "evalhub.results",
     "evalhub.ops",
     "evalhub.accounts",
 ]
@@ -143,6 +144,9 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 EVALHUB_MAX_IMAGE_BYTES = env_int("EVALHUB_MAX_IMAGE_BYTES", 50 * 1024 * 1024)
+# How an item's N judgments decide it (evalhub/results/majority.py): "plurality" (strictly
+# more votes than any other option) or "absolute" (also more than half the votes).
+EVALHUB_MAJORITY_RULE = env_str("EVALHUB_MAJORITY_RULE", "plurality")
 
 # ---------------------------------------------------------------- REST API
 

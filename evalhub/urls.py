@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("catalog/", include("evalhub.catalog.urls")),
     path("annotate/", include("annotate.urls")),
+    path("results/", include("evalhub.results.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("annotate.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from evalhub.results import views
+
+app_name = "results"
+urlpatterns = [
+    path("studies/<int:pk>/winrates.<str:fmt>", views.winrates, name="winrates"),
+]

@@ -1,0 +1,34 @@
+"""Researcher downloads of a study's win-rate table, in every export format."""
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+
+from annotate.models import Study
+from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.winrate_formats import render
+from evalhub.results.winrates import ab_comparison
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "tex": "application/x-tex; charset=utf-8",
+    "json": "application/json",
+    "png": "image/png",
+}
+
+
+@login_required
+@permission_required("annotate.view_judgment", raise_exception=True)
+def winrates(request, pk: int, fmt: str):
+    study = get_object_or_404(Study, pk=pk)
+    if fmt not in CONTENT_TYPES:
+        raise Http404("Unknown format")
+    try:
+        content = render([ab_comparison(study)], fmt)
+    except ResultsError as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
+    if fmt != "png":
+        response["Content-Disposition"] = f'attachment; filename="winrates-study-{study.pk}.{fmt}"'
+    return response

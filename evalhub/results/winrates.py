@@ -1,0 +1,97 @@
+"""Win-rate tables for A/B studies, like the paper's Tables 1–6.
+
+For each criterion: A wins / tie / B wins as shares of the decided items (rejects counted
+apart and left out of the shares), a 95% Wilson interval for each share, and a two-sided
+sign test of A against B on the non-tied items.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from annotate.models import Study
+from evalhub.results.ab_outcomes import NO_DECIDED, ResultsError, ab_task_outcomes
+from evalhub.results.majority import majority_rule
+from evalhub.results.statistics import sign_test, wilson_interval
+
+CRITERION_ORDER = ("flaws", "appeal")
+
+
+@dataclass(frozen=True)
+class Share:
+    count: int
+    share: float | None  # of decided items; None without any
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    criterion: str
+    a_wins: Share
+    tie: Share
+    b_wins: Share
+    decided: int
+    rejects: int
+    incomplete: int  # decided items with fewer than N judgments
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    study: str
+    model_a: str
+    model_b: str
+    overlap: int
+    rule: str
+    criteria: list[CriterionResult]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ab_comparison(study: Study, rule: str | None = None) -> Comparison:
+    """The win-rate results of one A/B study; ``ResultsError`` when nothing is decided."""
+    rule = rule or majority_rule()
+    outcomes = ab_task_outcomes(study, rule)
+    names = dict(study.study_models.values_list("role", "model_version__name"))
+    criteria = [c for c in CRITERION_ORDER if c in study.config.get("criteria", CRITERION_ORDER)]
+    results = [_criterion(outcomes[outcomes["criterion"] == c], c, study.overlap) for c in criteria]
+    if not any(r.decided for r in results):
+        raise ResultsError(NO_DECIDED.format(name=study.name))
+    return Comparison(
+        study=study.name,
+        model_a=names["A"],
+        model_b=names["B"],
+        overlap=study.overlap,
+        rule=rule,
+        criteria=results,
+    )
+
+
+def _criterion(rows, criterion: str, overlap: int) -> CriterionResult:
+    counts = rows["outcome"].value_counts()
+    a, tie, b = (int(counts.get(key, 0)) for key in ("A", "tie", "B"))
+    decided = a + tie + b
+    low, high = wilson_interval([a, tie, b], [decided] * 3)
+    shares = [
+        Share(
+            count=k,
+            share=k / decided if decided else None,
+            ci_low=None if np.isnan(lo) else float(lo),
+            ci_high=None if np.isnan(hi) else float(hi),
+        )
+        for k, lo, hi in zip((a, tie, b), low, high, strict=True)
+    ]
+    p = sign_test(a, b)
+    judged = rows[rows["outcome"] != "reject"]
+    return CriterionResult(
+        criterion=criterion,
+        a_wins=shares[0],
+        tie=shares[1],
+        b_wins=shares[2],
+        decided=decided,
+        rejects=int(counts.get("reject", 0)),
+        incomplete=int((judged["votes_total"] < overlap).sum()),
+        p_value=None if np.isnan(p) else p,
+    )
