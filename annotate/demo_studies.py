@@ -1,7 +1,17 @@
-"""The demo's open studies, one per task kind, over the demo prompt set (``make demo``)."""
+"""The demo's studies over the demo prompt set (``make demo``): one open study of each
+kind for the demo annotators, and one A/B study already answered by simulated
+annotators, so the results pages have a table to show."""
 
+import random
+import uuid
+
+from django.contrib.auth.models import User
+
+from annotate.assignment import assignments_next
 from annotate.models import Study
 from annotate.services import study_create
+from annotate.submission import judgment_submit
+from evalhub.accounts.roles import ANNOTATORS, user_grant_role
 from evalhub.catalog.demo_seed import DEMO_PROMPT_SET
 from evalhub.catalog.models import ModelVersion, PromptSet
 
@@ -10,6 +20,11 @@ DEMO_STUDIES = (
     ("Demo: A/B demo-sft vs demo-base", Study.Kind.AB, ["demo-sft", "demo-base"]),
     ("Demo: text alignment", Study.Kind.ALIGNMENT, ["demo-base", "demo-sft"]),
 )
+SIMULATED_STUDY = ("Demo: A/B with simulated votes", ["demo-sft", "demo-base"])
+SIMULATED_ANNOTATORS = tuple(f"simulated{i}" for i in range(1, 6))
+# How a simulated annotator judges demo-sft (A) against demo-base (B): demo-sft draws
+# with fewer flaws, so it mostly wins; the votes go through the real submission path.
+SIMULATED_VOTES = {"A": 0.6, "tie": 0.25, "B": 0.12, "reject": 0.03}
 
 
 def demo_studies_seed() -> list[str]:
@@ -17,9 +32,40 @@ def demo_studies_seed() -> list[str]:
     prompt_set = PromptSet.objects.get(name=DEMO_PROMPT_SET)
     created = []
     for name, kind, model_names in DEMO_STUDIES:
-        if Study.objects.filter(name=name).exists():
-            continue
-        models = [ModelVersion.objects.get(name=model_name) for model_name in model_names]
-        study_create(name=name, kind=kind, prompt_set=prompt_set, model_versions=models)
+        if not Study.objects.filter(name=name).exists():
+            study_create(name=name, kind=kind, prompt_set=prompt_set, model_versions=_models(model_names))
+            created.append(name)
+    name, model_names = SIMULATED_STUDY
+    if not Study.objects.filter(name=name).exists():
+        study = study_create(
+            name=name, kind=Study.Kind.AB, prompt_set=prompt_set, model_versions=_models(model_names)
+        )
+        _simulate_votes(study)
+        study.status = Study.Status.CLOSED
+        study.save(update_fields=["status"])
         created.append(name)
     return created
+
+
+def _models(names: list[str]) -> list[ModelVersion]:
+    return [ModelVersion.objects.get(name=name) for name in names]
+
+
+def _simulate_votes(study: Study) -> None:
+    model_a = study.study_models.get(role="A").model_version_id
+    for number, username in enumerate(SIMULATED_ANNOTATORS):
+        user, _ = User.objects.get_or_create(username=username)
+        user.set_unusable_password()
+        user.save()
+        user_grant_role(user=user, role=ANNOTATORS)
+        rng = random.Random(number)
+        while leases := assignments_next(study=study, annotator=user):
+            lease = leases[0]
+            outcome = rng.choices(list(SIMULATED_VOTES), weights=list(SIMULATED_VOTES.values()))[0]
+            left_is_a = lease.task.task_images.get(position=0).image.model_version_id == model_a
+            choice = {"A": "left" if left_is_a else "right", "B": "right" if left_is_a else "left"}.get(
+                outcome, outcome
+            )
+            judgment_submit(
+                token=lease.token, annotator=user, client_id=uuid.uuid4(), answer={"choice": choice}
+            )

@@ -179,11 +179,14 @@ def test_command_prints_summary_and_accounts():
         assert line.split() == [username, DEMO_PASSWORD, group.removesuffix("s")]
     assert "http://127.0.0.1:8000/" in text
     assert "Studies created: Demo: best/worst of five (demo-base), Demo: A/B demo-sft vs demo-base, " in text
-    assert Study.objects.count() == 3
+    assert Study.objects.count() == 4
     assert {s.tasks.count() for s in Study.objects.all()} == {20, 40}
+    simulated = Study.objects.get(name="Demo: A/B with simulated votes")
+    assert simulated.status == "closed"
+    assert set(simulated.tasks.values_list("judgment_count", flat=True)) == {5}
 
     again = io.StringIO()
     call_command("seed_demo", size=SIZE, stdout=again)
     assert f"0 created, {2 * IMAGES_PER_PROMPT * len(DEMO_PROMPTS)} already there" in again.getvalue()
     assert "Demo studies: already there." in again.getvalue()
-    assert Study.objects.count() == 3
+    assert Study.objects.count() == 4
