@@ -11,6 +11,7 @@ from annotate.forms import StudyForm
 from annotate.models import Study
 from annotate.services import study_create, study_update
 from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.agreement import ab_agreement, ab_annotator_stats
 from evalhub.results.winrate_formats import FORMATS
 from evalhub.results.winrates import ab_comparison
 
@@ -57,12 +58,16 @@ def study_create_view(request):
 @_researcher("annotate.view_study")
 def study_detail(request, pk: int):
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
-    comparison, results_message = None, ""
+    comparison, results_message, agreement, per_annotator = None, "", None, {}
     if study.kind == Study.Kind.AB:
         try:
             comparison = ab_comparison(study)
         except ResultsError as exc:
             results_message = str(exc)
+        else:
+            agreement = ab_agreement(study, comparison.rule)
+            per_annotator = ab_annotator_stats(study, comparison.rule).to_dict("index")
+    annotators = [row | per_annotator.get(row["username"], {}) for row in selectors.study_annotators(study)]
     return render(
         request,
         "annotate/study_detail.html",
@@ -70,7 +75,8 @@ def study_detail(request, pk: int):
             "study": study,
             "models": study.study_models.select_related("model_version"),
             "progress": selectors.study_progress(study),
-            "annotators": selectors.study_annotators(study),
+            "annotators": annotators,
+            "agreement": agreement,
             "statuses": Study.Status.choices,
             "comparison": comparison,
             "results_message": results_message,

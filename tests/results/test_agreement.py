@@ -1,0 +1,59 @@
+"""Agreement: Fleiss' kappa on textbook cases, and per-annotator figures of an A/B study."""
+
+import pandas as pd
+import pytest
+
+from evalhub.results.agreement import ab_agreement, ab_annotator_stats, fleiss_kappa
+from tests.results.conftest import vote
+
+
+def test_fleiss_kappa_of_the_textbook_example():
+    """Fleiss (1971): 10 items, 14 raters, 5 categories → kappa 0.210."""
+    table = pd.DataFrame(
+        [
+            [0, 0, 0, 0, 14],
+            [0, 2, 6, 4, 2],
+            [0, 0, 3, 5, 6],
+            [0, 3, 9, 2, 0],
+            [2, 2, 8, 1, 1],
+            [7, 7, 0, 0, 0],
+            [3, 2, 6, 3, 0],
+            [2, 5, 3, 2, 2],
+            [6, 5, 2, 1, 0],
+            [0, 2, 2, 3, 7],
+        ]
+    )
+    assert fleiss_kappa(table) == pytest.approx(0.210, abs=1e-3)
+
+
+def test_perfect_agreement_is_one_and_a_single_category_is_undefined():
+    """Unanimity across categories gives 1; one category everywhere gives no kappa."""
+    assert fleiss_kappa(pd.DataFrame([[5, 0], [0, 5]])) == pytest.approx(1.0)
+    assert fleiss_kappa(pd.DataFrame([[5, 0], [5, 0]])) is None
+    with pytest.raises(ValueError, match="same number"):
+        fleiss_kappa(pd.DataFrame([[5, 0], [3, 0]]))
+
+
+def test_study_agreement_and_annotator_figures(small_study):
+    """Kappa covers complete tasks; each annotator's agreement with the majority is reported."""
+    tasks = list(small_study.tasks.order_by("key"))
+    vote(
+        small_study,
+        {t: ["A", "A", "A", "A", "B"] for t in tasks[:3]} | {t: ["B", "B", "B", "B", "A"] for t in tasks[3:]},
+    )
+    agreement = ab_agreement(small_study, "plurality")
+    assert agreement["items"] == 6
+    assert agreement["fleiss_kappa"] == pytest.approx(0.2, abs=1e-9)  # P̄ = 0.6, Pe = 0.5
+    stats = ab_annotator_stats(small_study, "plurality")
+    assert stats.loc["voter0", "agreement_with_majority"] == 1.0
+    assert stats.loc["voter4", "agreement_with_majority"] == 0.0
+    assert stats["judgments"].tolist() == [6] * 5
+
+
+def test_the_study_page_shows_agreement(client, alice, small_study):
+    """Kappa and each annotator's agreement with the majority appear on the study page."""
+    vote(small_study, {t: ["A", "A", "A", "A", "B"] for t in small_study.tasks.all()})
+    client.force_login(alice)
+    page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
+    assert "Fleiss' κ" in page
+    assert "100%" in page and "0%" in page
