@@ -5,4 +5,5 @@ from evalhub.results import views
 app_name = "results"
 urlpatterns = [
     path("studies/<int:pk>/winrates.<str:fmt>", views.winrates, name="winrates"),
+    path("studies/<int:pk>/judgments.csv", views.judgments, name="judgments"),
 ]

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 
 from annotate.models import Study
 from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.judgments_csv import judgments_csv
 from evalhub.results.winrate_formats import render
 from evalhub.results.winrates import ab_comparison
 
@@ -31,4 +32,13 @@ def winrates(request, pk: int, fmt: str):
     response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
     if fmt != "png":
         response["Content-Disposition"] = f'attachment; filename="winrates-study-{study.pk}.{fmt}"'
+    return response
+
+
+@login_required
+@permission_required("annotate.view_judgment", raise_exception=True)
+def judgments(request, pk: int):
+    study = get_object_or_404(Study, pk=pk)
+    response = HttpResponse(judgments_csv(study), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="judgments-study-{study.pk}.csv"'
     return response

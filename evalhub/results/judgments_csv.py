@@ -1,0 +1,81 @@
+"""Raw judgments as CSV, one row per judgment, models resolved: what anyone needs to
+recompute a study's tables. Researchers only: it names the models."""
+
+import csv
+import io
+import json
+
+from django.db.models import F, OuterRef, Subquery
+
+from annotate.models import Judgment, Study, TaskImage
+
+COLUMNS = [
+    "study",
+    "kind",
+    "task_key",
+    "prompt",
+    "criterion",
+    "annotator",
+    "answer",
+    "image_model",
+    "left_model",
+    "right_model",
+    "choice",
+    "winner_model",
+    "shown_at",
+    "answered_at",
+    "source",
+    "gold",
+]
+
+
+def judgments_csv(study: Study) -> str:
+    """The study's judgments, oldest first."""
+    names = dict(study.study_models.values_list("model_version_id", "model_version__name"))
+    first_image_model = TaskImage.objects.filter(task=OuterRef("task_id"), position=0).values(
+        "image__model_version_id"
+    )[:1]
+    rows = (
+        Judgment.objects.filter(task__study=study)
+        .order_by("answered_at", "pk")
+        .values("answer", "left_model_id", "shown_at", "answered_at", "source")
+        .annotate(
+            task_key=F("task__key"),
+            prompt=F("task__prompt__text"),
+            criterion=F("task__criterion"),
+            annotator_name=F("annotator__username"),
+            first_model=Subquery(first_image_model),
+            gold=F("task__is_gold"),
+        )
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows.iterator(chunk_size=5000):
+        left = right = choice = winner = ""
+        if study.kind == Study.Kind.AB:
+            left = names.get(row["left_model_id"], "")
+            right = next((name for pk, name in names.items() if pk != row["left_model_id"]), "")
+            choice = row["answer"].get("choice", "")
+            winner = {"left": left, "right": right}.get(choice, choice)
+        writer.writerow(
+            [
+                study.name,
+                study.kind,
+                row["task_key"],
+                row["prompt"],
+                row["criterion"],
+                row["annotator_name"],
+                json.dumps(row["answer"], sort_keys=True),
+                names.get(row["first_model"], ""),
+                left,
+                right,
+                choice,
+                winner,
+                row["shown_at"].isoformat(),
+                row["answered_at"].isoformat(),
+                row["source"],
+                row["gold"],
+            ]
+        )
+    return out.getvalue()
