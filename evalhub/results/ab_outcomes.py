@@ -8,8 +8,7 @@ majority is "reject" is counted apart (SPEC "Statistics").
 """
 
 import pandas as pd
-from django.db.models import Count
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import Count, F, Q
 
 from annotate.models import Judgment, Study
 from evalhub.results.majority import majority
@@ -34,36 +33,32 @@ def study_models_ab(study: Study) -> tuple[int, int]:
 
 
 def ab_vote_counts(study: Study) -> pd.DataFrame:
-    """Votes per task in A/B terms: index task id, columns criterion, prompt and the outcomes."""
-    model_a, model_b = study_models_ab(study)
+    """Votes per task in A/B terms: index task id, columns criterion, prompt and the outcomes.
+
+    The sides are undone inside the database's GROUP BY, so one row per task comes back
+    however many judgments there are.
+    """
+    model_a, _ = study_models_ab(study)
+    a_left = Q(left_model_id=model_a)
+    votes = {
+        "A": (Q(answer__choice="left") & a_left) | (Q(answer__choice="right") & ~a_left),
+        "tie": Q(answer__choice="tie"),
+        "B": (Q(answer__choice="right") & a_left) | (Q(answer__choice="left") & ~a_left),
+        "reject": Q(answer__choice="reject"),
+    }
     rows = (
         Judgment.objects.filter(task__study=study)
-        .annotate(choice=KeyTextTransform("choice", "answer"))
-        .values("task_id", "task__prompt_id", "task__criterion", "left_model_id", "choice")
-        .annotate(votes=Count("pk"))
+        .values("task_id")
+        .annotate(
+            criterion=F("task__criterion"),
+            prompt_id=F("task__prompt_id"),
+            **{f"votes_{name}": Count("pk", filter=condition) for name, condition in votes.items()},
+        )
         .order_by()
+        .values_list("task_id", "criterion", "prompt_id", *(f"votes_{name}" for name in OUTCOMES))
     )
-    frame = pd.DataFrame.from_records(
-        list(rows),
-        columns=["task_id", "task__prompt_id", "task__criterion", "left_model_id", "choice", "votes"],
-    )
-    columns = ["criterion", "prompt_id", *OUTCOMES]
-    if frame.empty:
-        return pd.DataFrame(columns=columns).rename_axis("task_id")
-    left_is_a = frame["left_model_id"] == model_a
-    side_to_model = {"left": ("A", "B"), "right": ("B", "A")}
-    outcome = frame["choice"].map({"tie": "tie", "reject": "reject"})
-    for side, (if_a, if_b) in side_to_model.items():
-        chosen = frame["choice"] == side
-        outcome = outcome.mask(chosen & left_is_a, if_a).mask(chosen & ~left_is_a, if_b)
-    frame["outcome"] = outcome
-    counts = frame.pivot_table(
-        index="task_id", columns="outcome", values="votes", aggfunc="sum", fill_value=0
-    )
-    counts = counts.reindex(columns=list(OUTCOMES), fill_value=0)
-    meta = frame.groupby("task_id")[["task__criterion", "task__prompt_id"]].first()
-    meta.columns = ["criterion", "prompt_id"]
-    return meta.join(counts)[columns]
+    frame = pd.DataFrame.from_records(list(rows), columns=["task_id", "criterion", "prompt_id", *OUTCOMES])
+    return frame.set_index("task_id")
 
 
 def ab_task_outcomes(study: Study, rule: str) -> pd.DataFrame:
