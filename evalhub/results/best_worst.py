@@ -1,0 +1,72 @@
+"""Best/worst-of-five aggregation into winner/loser pairs for training (paper §4.1).
+
+Per task (a prompt's five images), over its judgments:
+- the winner is the image chosen most often as positive; a tie at the top is broken by
+  fewer votes as negative; if still tied, the prompt is left out;
+- the loser is the image chosen most often as negative; a tie is broken by fewer votes
+  as positive; if still tied, the prompt is left out;
+- a prompt whose winner and loser are the same image is left out.
+Counting is vectorized in pandas over one row per (task, position).
+"""
+
+import pandas as pd
+from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform
+
+from annotate.models import Judgment, Study, TaskImage
+from evalhub.results.ab_outcomes import ResultsError
+
+NOT_BEST_WORST = "study {name!r} is not a best/worst-of-five study"
+
+
+def best_worst_votes(study: Study) -> pd.DataFrame:
+    """One row per (task, position) that received a vote: positive and negative counts."""
+    if study.kind != Study.Kind.BEST_WORST:
+        raise ResultsError(NOT_BEST_WORST.format(name=study.name))
+    rows = (
+        Judgment.objects.filter(task__study=study)
+        .annotate(pos=KeyTextTransform("positive", "answer"), neg=KeyTextTransform("negative", "answer"))
+        .values_list("task_id", "pos", "neg")
+    )
+    frame = pd.DataFrame.from_records(list(rows), columns=["task_id", "positive", "negative"])
+    if frame.empty:
+        return pd.DataFrame(columns=["task_id", "position", "positive", "negative"])
+    positive = frame.groupby(["task_id", frame["positive"].astype(int)]).size().rename("positive")
+    negative = frame.groupby(["task_id", frame["negative"].astype(int)]).size().rename("negative")
+    positive.index.names = negative.index.names = ["task_id", "position"]
+    return pd.concat([positive, negative], axis=1).fillna(0).astype(int).reset_index()
+
+
+def _pick(votes: pd.DataFrame, primary: str, tiebreak: str) -> pd.Series:
+    """Per task, the position with the most ``primary`` votes, then the fewest ``tiebreak``;
+    NA where two positions are level on both."""
+    ranked = votes.sort_values(["task_id", primary, tiebreak], ascending=[True, False, True])
+    first = ranked.groupby("task_id").nth(0).set_index("task_id")
+    second = ranked.groupby("task_id").nth(1).set_index("task_id").reindex(first.index)
+    level = (first[primary] == second[primary]) & (first[tiebreak] == second[tiebreak])
+    return first["position"].where(~level & (first[primary] > 0))
+
+
+def best_worst_pairs(study: Study) -> pd.DataFrame:
+    """Decided pairs: task id, winner and loser positions, and the votes per position."""
+    votes = best_worst_votes(study)
+    if votes.empty:
+        return pd.DataFrame(columns=["task_id", "winner", "loser"])
+    winner = _pick(votes, "positive", "negative")
+    loser = _pick(votes, "negative", "positive")
+    pairs = pd.DataFrame({"winner": winner, "loser": loser}).dropna()
+    pairs = pairs[pairs["winner"] != pairs["loser"]].astype(int)
+    return pairs.reset_index()
+
+
+def task_images(study: Study) -> dict[int, list]:
+    """Each task's images in display order."""
+    images: dict[int, list] = {}
+    for ti in (
+        TaskImage.objects.filter(task__study=study)
+        .select_related("image")
+        .annotate(prompt_text=F("task__prompt__text"))
+        .order_by("task_id", "position")
+    ):
+        images.setdefault(ti.task_id, []).append(ti)
+    return images
