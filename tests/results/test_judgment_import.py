@@ -1,0 +1,67 @@
+"""Importing a vendor's judgments: validated row by row, all or nothing."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from annotate.models import Judgment
+from evalhub.catalog.errors import ImportRejected
+from evalhub.results.judgment_import import judgments_import
+from evalhub.results.winrates import ab_comparison
+
+HEADER = "study,task_key,annotator,answer\n"
+
+
+def test_a_vendor_file_fills_an_ab_study(small_study):
+    """Shorthand and JSON answers are stored like the page's, with the left model resolved."""
+    rows = "".join(
+        f"study,p{i:04d}-flaws,vendor-{a},{'left' if a < 3 else 'right'}\n"
+        for i in range(6)
+        for a in range(5)
+    )
+    assert judgments_import(text=HEADER + rows) == 30
+    assert set(Judgment.objects.values_list("source", flat=True)) == {"import"}
+    assert set(small_study.tasks.values_list("judgment_count", flat=True)) == {5}
+    (flaws,) = ab_comparison(small_study).criteria
+    assert flaws.decided == 6 and flaws.tie.count == 0
+    for judgment in Judgment.objects.select_related("task"):
+        assert judgment.left_model_id == judgment.task.task_images.get(position=0).image.model_version_id
+
+
+@pytest.mark.parametrize(
+    "rows, line, message",
+    [
+        ("nope,p0000-flaws,v1,left\n", 2, "no study named 'nope'"),
+        ("study,p9999-flaws,v1,left\n", 2, "no task 'p9999-flaws' in study 'study'"),
+        ("study,p0000-flaws,v1,left\nstudy,p0000-flaws,v1,right\n", 3, "already answers this task on line 3"),
+        ("study,p0000-flaws,v1,sideways\n", 2, "choice must be one of left, tie, right, reject"),
+        ('study,p0000-flaws,v1,"{""choice"": 1"\n', 2, "answer is not valid JSON"),
+        (
+            "".join(f"study,p0000-flaws,v{i},left\n" for i in range(6)),
+            7,
+            "would have more than N = 5 judgments",
+        ),
+    ],
+)
+def test_a_bad_row_stops_the_import_and_keeps_nothing(small_study, rows, line, message):
+    """The first bad row names its line; no judgment and no new annotator is kept."""
+    text = HEADER + "study,p0001-flaws,v-good,left\n" + rows
+    with pytest.raises(ImportRejected) as caught:
+        judgments_import(text=text)
+    assert caught.value.line == line + 1
+    assert message in caught.value.detail
+    assert not Judgment.objects.exists()
+    assert not small_study.tasks.filter(judgment_count__gt=0).exists()
+    assert not User.objects.filter(username__startswith="v").exists()
+
+
+def test_the_command(small_study, tmp_path):
+    """`import_judgments` reports the count, or the file and line of the first problem."""
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "study,p0000-flaws,v1,tie\n")
+    call_command("import_judgments", str(good))
+    assert Judgment.objects.count() == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("study,task\n")
+    with pytest.raises(CommandError, match="bad.csv: line 1: missing column"):
+        call_command("import_judgments", str(bad))
