@@ -168,3 +168,14 @@ def test_downloads_are_for_researchers_and_explain_an_empty_study(client, alice,
         "has no decided items yet"
         in client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
     )
+
+
+def test_the_api_serves_the_table_to_researchers_only(client, alice, bob, table_1_study, small_study):
+    """The API returns the JSON table; 409 without decided items; 403 for annotators."""
+    client.force_login(alice)
+    data = client.get(f"/api/studies/{table_1_study.pk}/winrates/").json()
+    assert [data["criteria"][0][k]["percent"] for k in ("a_wins", "tie", "b_wins")] == [64.2, 26.5, 9.3]
+    empty = client.get(f"/api/studies/{small_study.pk}/winrates/")
+    assert empty.status_code == 409 and "no decided items" in empty.json()["detail"]
+    client.force_login(bob)
+    assert client.get(f"/api/studies/{table_1_study.pk}/winrates/").status_code == 403
