@@ -37,6 +37,14 @@ def _criteria(comparisons: list[Comparison]) -> list[str]:
     return seen
 
 
+def alignment_percent(rate) -> str:
+    return "—" if rate is None or rate.rate is None else f"{100 * rate.rate:.1f}%"
+
+
+def _has_alignment(comparisons: list[Comparison]) -> bool:
+    return any(c.alignment_a or c.alignment_b for c in comparisons)
+
+
 def _cell(comparison: Comparison, criterion: str) -> CriterionResult | None:
     return next((r for r in comparison.criteria if r.criterion == criterion), None)
 
@@ -73,6 +81,8 @@ def to_csv(comparisons: list[Comparison]) -> str:
             "b_wins_ci",
             "sign_test_p",
             "study",
+            "alignment_a_pct",
+            "alignment_b_pct",
         ]
     )
     for comparison in comparisons:
@@ -90,6 +100,8 @@ def to_csv(comparisons: list[Comparison]) -> str:
                     *(interval(s) for s in shares),
                     p_value(r),
                     comparison.study,
+                    alignment_percent(comparison.alignment_a).rstrip("%"),
+                    alignment_percent(comparison.alignment_b).rstrip("%"),
                 ]
             )
     return out.getvalue()
@@ -101,12 +113,17 @@ def to_markdown(comparisons: list[Comparison]) -> str:
     for criterion in criteria:
         label = CRITERION_LABELS.get(criterion, criterion)
         header += [f"{label}: A wins", "Tie", "B wins"]
+    alignment = _has_alignment(comparisons)
+    if alignment:
+        header += ["Text alignment A", "Text alignment B"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for comparison in comparisons:
         cells = [comparison.model_a, comparison.model_b]
         for criterion in criteria:
             r = _cell(comparison, criterion)
             cells += [percent(s) for s in (r.a_wins, r.tie, r.b_wins)] if r else ["—"] * 3
+        if alignment:
+            cells += [alignment_percent(comparison.alignment_a), alignment_percent(comparison.alignment_b)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -145,13 +162,19 @@ def _tex(text: str) -> str:
 
 def to_latex(comparisons: list[Comparison]) -> str:
     criteria = _criteria(comparisons)
-    columns = "ll" + "rrr" * len(criteria)
+    alignment = _has_alignment(comparisons)
+    columns = "ll" + "rrr" * len(criteria) + ("rr" if alignment else "")
     groups = " & ".join(rf"\multicolumn{{3}}{{c}}{{{CRITERION_LABELS.get(c, c)}}}" for c in criteria)
+    if alignment:
+        groups += r" & \multicolumn{2}{c}{Text alignment}"
     lines = [
         rf"\begin{{tabular}}{{{columns}}}",
         r"\toprule",
         rf" & & {groups} \\",
-        "Model A & Model B" + " & A wins & Tie & B wins" * len(criteria) + r" \\",
+        "Model A & Model B"
+        + " & A wins & Tie & B wins" * len(criteria)
+        + (" & A & B" if alignment else "")
+        + r" \\",
         r"\midrule",
     ]
     for comparison in comparisons:
@@ -159,6 +182,11 @@ def to_latex(comparisons: list[Comparison]) -> str:
         for criterion in criteria:
             r = _cell(comparison, criterion)
             cells += [_tex(percent(s)) for s in (r.a_wins, r.tie, r.b_wins)] if r else ["--"] * 3
+        if alignment:
+            cells += [
+                _tex(alignment_percent(comparison.alignment_a)),
+                _tex(alignment_percent(comparison.alignment_b)),
+            ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import numpy as np
 
 from annotate.models import Study
 from evalhub.results.ab_outcomes import NO_DECIDED, ResultsError, ab_task_outcomes
+from evalhub.results.alignment import AlignmentRate, alignment_rates, alignment_study_for
 from evalhub.results.majority import majority_rule
 from evalhub.results.statistics import sign_test, wilson_interval
 
@@ -45,6 +46,8 @@ class Comparison:
     overlap: int
     rule: str
     criteria: list[CriterionResult]
+    alignment_a: AlignmentRate | None = None  # from an alignment study over both models, if any
+    alignment_b: AlignmentRate | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +62,9 @@ def ab_comparison(study: Study, rule: str | None = None) -> Comparison:
     results = [_criterion(outcomes[outcomes["criterion"] == c], c, study.overlap) for c in criteria]
     if not any(r.decided for r in results):
         raise ResultsError(NO_DECIDED.format(name=study.name))
+    alignment = alignment_study_for(study)
+    rates = alignment_rates(alignment, rule) if alignment else {}
+    ids = dict(study.study_models.values_list("role", "model_version_id"))
     return Comparison(
         study=study.name,
         model_a=names["A"],
@@ -66,6 +72,8 @@ def ab_comparison(study: Study, rule: str | None = None) -> Comparison:
         overlap=study.overlap,
         rule=rule,
         criteria=results,
+        alignment_a=rates.get(ids["A"]),
+        alignment_b=rates.get(ids["B"]),
     )
 
 

@@ -1,0 +1,90 @@
+"""Text-alignment rates: majority yes/no per (image, question) against the expected answer."""
+
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from annotate.models import Judgment, Task
+from annotate.services import study_create
+from evalhub.catalog.models import AlignmentQuestion, ModelVersion
+from evalhub.results.alignment import alignment_rates
+from evalhub.results.winrate_formats import to_csv, to_latex, to_markdown
+from evalhub.results.winrates import ab_comparison
+from tests.factories import UserFactory
+from tests.results.conftest import MODEL_A, MODEL_B, ab_study, vote
+
+
+@pytest.fixture
+def studies(db):
+    """An A/B study and an alignment study (N = 3) over the same two prompts and models."""
+    ab = ab_study(2, name="ab")
+    for prompt in ab.prompt_set.prompts.all():
+        AlignmentQuestion.objects.create(
+            prompt=prompt, text="Is there a cat?", expected_answer=True, position=0
+        )
+        AlignmentQuestion.objects.create(
+            prompt=prompt, text="Is there a dog?", expected_answer=False, position=1
+        )
+    models = [ModelVersion.objects.get(name=MODEL_A), ModelVersion.objects.get(name=MODEL_B)]
+    alignment = study_create(
+        name="al", kind="alignment", prompt_set=ab.prompt_set, model_versions=models, overlap=3
+    )
+    return ab, alignment
+
+
+def answer_all(alignment, plan: dict[str, list[tuple[bool, bool]]]) -> None:
+    """``plan[model]``: per annotator, (cat?, dog?) answers given for every image of that model."""
+    now = timezone.now()
+    users = [UserFactory(role="annotators") for _ in range(3)]
+    judgments = []
+    for task in Task.objects.filter(study=alignment).select_related("prompt"):
+        model = task.task_images.get(position=0).image.model_version.name
+        cat, dog = task.prompt.questions.order_by("position")
+        for user, (says_cat, says_dog) in zip(users, plan[model], strict=False):
+            judgments.append(
+                Judgment(
+                    task=task,
+                    annotator=user,
+                    client_id=uuid.uuid4(),
+                    shown_at=now,
+                    answered_at=now,
+                    answer={"answers": {str(cat.pk): says_cat, str(dog.pk): says_dog}},
+                )
+            )
+    Judgment.objects.bulk_create(judgments)
+
+
+def test_rates_compare_the_majority_with_the_expected_answer(studies):
+    """A always matches (4/4); B says 'dog' by majority (2/4); a 1–1 split is undecided."""
+    _, alignment = studies
+    answer_all(
+        alignment, {MODEL_A: [(True, False)] * 3, MODEL_B: [(True, True), (True, True), (False, False)]}
+    )
+    rates = {r.model: r for r in alignment_rates(alignment, "plurality").values()}
+    assert (rates[MODEL_A].matches, rates[MODEL_A].decided, rates[MODEL_A].rate) == (4, 4, 1.0)
+    assert (rates[MODEL_B].matches, rates[MODEL_B].decided, rates[MODEL_B].rate) == (2, 4, 0.5)
+    assert rates[MODEL_B].ci_low < 0.5 < rates[MODEL_B].ci_high
+
+
+def test_level_votes_are_undecided(studies):
+    """Two annotators split 1–1 on every question: nothing decided, no rate."""
+    _, alignment = studies
+    answer_all(alignment, {MODEL_A: [(True, True), (False, False)], MODEL_B: [(True, True), (False, False)]})
+    rates = {r.model: r for r in alignment_rates(alignment, "plurality").values()}
+    assert (rates[MODEL_A].decided, rates[MODEL_A].rate) == (0, None)
+
+
+def test_the_win_rate_table_carries_both_alignment_rates(studies):
+    """The A/B table gains text-alignment columns from the alignment study over the same models."""
+    ab, alignment = studies
+    answer_all(
+        alignment, {MODEL_A: [(True, False)] * 3, MODEL_B: [(True, True), (True, True), (False, False)]}
+    )
+    vote(ab, {task: ["A", "A", "A", "B", "tie"] for task in ab.tasks.all()})
+    comparison = ab_comparison(ab)
+    assert (comparison.alignment_a.rate, comparison.alignment_b.rate) == (1.0, 0.5)
+    assert "| Text alignment A | Text alignment B |" in to_markdown([comparison])
+    assert "| 100.0% | 50.0% |" in to_markdown([comparison])
+    assert to_csv([comparison]).splitlines()[1].endswith(",ab,100.0,50.0")
+    assert r"100.0\% & 50.0\% \\" in to_latex([comparison])
