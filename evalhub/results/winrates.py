@@ -13,9 +13,11 @@ from annotate.models import Study
 from evalhub.results.ab_outcomes import NO_DECIDED, ResultsError, ab_task_outcomes
 from evalhub.results.alignment import AlignmentRate, alignment_rates, alignment_study_for
 from evalhub.results.majority import majority_rule
+from evalhub.results.reliability import ab_dawid_skene_outcomes
 from evalhub.results.statistics import sign_test, wilson_interval
 
 CRITERION_ORDER = ("flaws", "appeal")
+DAWID_SKENE = "dawid-skene"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Comparison:
     model_a: str
     model_b: str
     overlap: int
-    rule: str
+    rule: str  # the majority rule, or "dawid-skene"
     criteria: list[CriterionResult]
     alignment_a: AlignmentRate | None = None  # from an alignment study over both models, if any
     alignment_b: AlignmentRate | None = None
@@ -54,16 +56,22 @@ class Comparison:
 
 
 def ab_comparison(study: Study, rule: str | None = None) -> Comparison:
-    """The win-rate results of one A/B study; ``ResultsError`` when nothing is decided."""
+    """The win-rate results of one A/B study; ``ResultsError`` when nothing is decided.
+
+    ``rule`` is a majority rule (default: the setting) or ``"dawid-skene"``, which decides
+    each task by the reliability-weighted estimate instead of the plain majority.
+    """
     rule = rule or majority_rule()
-    outcomes = ab_task_outcomes(study, rule)
+    outcomes = ab_task_outcomes(study, "plurality" if rule == DAWID_SKENE else rule)
+    if rule == DAWID_SKENE and not outcomes.empty:
+        outcomes["outcome"] = ab_dawid_skene_outcomes(study).reindex(outcomes.index)
     names = dict(study.study_models.values_list("role", "model_version__name"))
     criteria = [c for c in CRITERION_ORDER if c in study.config.get("criteria", CRITERION_ORDER)]
     results = [_criterion(outcomes[outcomes["criterion"] == c], c, study.overlap) for c in criteria]
     if not any(r.decided for r in results):
         raise ResultsError(NO_DECIDED.format(name=study.name))
     alignment = alignment_study_for(study)
-    rates = alignment_rates(alignment, rule) if alignment else {}
+    rates = alignment_rates(alignment, majority_rule() if rule == DAWID_SKENE else rule) if alignment else {}
     ids = dict(study.study_models.values_list("role", "model_version_id"))
     return Comparison(
         study=study.name,

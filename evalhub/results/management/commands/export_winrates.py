@@ -8,7 +8,7 @@ from annotate.models import Study
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.majority import RULES
 from evalhub.results.winrate_formats import FORMATS, render
-from evalhub.results.winrates import ab_comparison
+from evalhub.results.winrates import DAWID_SKENE, ab_comparison
 
 
 class Command(BaseCommand):
@@ -24,7 +24,10 @@ class Command(BaseCommand):
             "--format", default=",".join(FORMATS), help=f"Comma-separated of {', '.join(FORMATS)}."
         )
         parser.add_argument(
-            "--rule", choices=RULES, help="Majority rule (default: the EVALHUB_MAJORITY_RULE setting)."
+            "--rule",
+            choices=[*RULES, DAWID_SKENE],
+            help="Majority rule (default: the EVALHUB_MAJORITY_RULE setting), or dawid-skene for the "
+            "reliability-weighted estimate.",
         )
 
     def handle(self, *args, studies, out, format, rule, **options):
