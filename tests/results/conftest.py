@@ -14,13 +14,15 @@ from tests.factories import UserFactory
 MODEL_A, MODEL_B = "ours-pixel-simpo", "baseline-latent"
 
 
-def ab_study(prompts: int, criteria=("flaws",), overlap: int = 5, name: str = "study"):
+def ab_study(
+    prompts: int, criteria=("flaws",), overlap: int = 5, name: str = "study", models=(MODEL_A, MODEL_B)
+):
     """An A/B study over ``prompts`` prompts; the image rows are enough, files are not read."""
     prompt_set = PromptSet.objects.create(name=f"set for {name}")
     created = Prompt.objects.bulk_create(
         Prompt(prompt_set=prompt_set, text=f"prompt {i}", position=i) for i in range(prompts)
     )
-    models = [ModelVersion.objects.get_or_create(name=n)[0] for n in (MODEL_A, MODEL_B)]
+    models = [ModelVersion.objects.get_or_create(name=n)[0] for n in models]
     GeneratedImage.objects.bulk_create(
         GeneratedImage(
             model_version=m,
