@@ -11,7 +11,8 @@ from annotate.forms import StudyForm
 from annotate.models import Study
 from annotate.services import study_create, study_update
 from evalhub.results.ab_outcomes import ResultsError
-from evalhub.results.agreement import ab_agreement, ab_annotator_stats
+from evalhub.results.agreement import annotator_stats, study_agreement
+from evalhub.results.majority import majority_rule
 from evalhub.results.winrate_formats import FORMATS
 from evalhub.results.winrates import ab_comparison
 
@@ -58,15 +59,14 @@ def study_create_view(request):
 @_researcher("annotate.view_study")
 def study_detail(request, pk: int):
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
-    comparison, results_message, agreement, per_annotator = None, "", None, {}
+    comparison, results_message = None, ""
     if study.kind == Study.Kind.AB:
         try:
             comparison = ab_comparison(study)
         except ResultsError as exc:
             results_message = str(exc)
-        else:
-            agreement = ab_agreement(study, comparison.rule)
-            per_annotator = ab_annotator_stats(study, comparison.rule).to_dict("index")
+    agreement = study_agreement(study)
+    per_annotator = annotator_stats(study, majority_rule()).to_dict("index")
     annotators = [row | per_annotator.get(row["username"], {}) for row in selectors.study_annotators(study)]
     return render(
         request,

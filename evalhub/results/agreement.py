@@ -1,12 +1,19 @@
-"""Inter-annotator agreement and per-annotator figures for A/B studies (SPEC "Statistics")."""
+"""Inter-annotator agreement and per-annotator figures, for every task kind (SPEC "Statistics").
+
+Each judgment becomes one or more votes on an *item*: an A/B task (its outcome in A/B
+terms), a best/worst task (the position chosen as positive), or an alignment
+(task, question) pair (yes or no). Fleiss' kappa is computed over the items that have
+exactly N votes; an annotator's agreement with the majority is the share of their votes
+on decided items that match it.
+"""
 
 import numpy as np
 import pandas as pd
 from django.db.models import F
-from django.db.models.fields.json import KeyTextTransform
 
 from annotate.models import Judgment, Study
-from evalhub.results.ab_outcomes import OUTCOMES, ab_task_outcomes, study_models_ab
+from evalhub.results.majority import majority
+from evalhub.results.reliability import ab_votes_long
 
 
 def fleiss_kappa(counts: pd.DataFrame) -> float | None:
@@ -33,38 +40,74 @@ def fleiss_kappa(counts: pd.DataFrame) -> float | None:
     return float((per_item.mean() - expected) / (1 - expected))
 
 
-def ab_agreement(study: Study, rule: str) -> dict:
-    """Fleiss' kappa over the study's tasks that have exactly N judgments, in A/B terms."""
-    outcomes = ab_task_outcomes(study, rule)
-    complete = outcomes[outcomes["votes_total"] == study.overlap]
-    return {"items": len(complete), "fleiss_kappa": fleiss_kappa(complete[list(OUTCOMES)])}
-
-
-def ab_annotator_stats(study: Study, rule: str) -> pd.DataFrame:
-    """Per annotator: judgments, median seconds per task, and agreement with the majority."""
-    model_a, _ = study_models_ab(study)
+def study_votes(study: Study) -> pd.DataFrame:
+    """One row per vote: item, worker (annotator id) and label, for the study's kind."""
+    if study.kind == Study.Kind.AB:
+        votes = ab_votes_long(study)
+        return votes.rename(columns={"task": "item"})
     rows = pd.DataFrame.from_records(
-        Judgment.objects.filter(task__study=study)
-        .annotate(choice=KeyTextTransform("choice", "answer"), username=F("annotator__username"))
-        .values("task_id", "username", "left_model_id", "choice", "shown_at", "answered_at")
+        list(Judgment.objects.filter(task__study=study).values_list("task_id", "annotator_id", "answer")),
+        columns=["task", "worker", "answer"],
     )
-    columns = ["judgments", "median_seconds", "agreement_with_majority"]
     if rows.empty:
+        return pd.DataFrame(columns=["item", "worker", "label"])
+    if study.kind == Study.Kind.BEST_WORST:
+        return pd.DataFrame(
+            {
+                "item": rows["task"],
+                "worker": rows["worker"],
+                "label": rows["answer"].str["positive"].astype(str),
+            }
+        )
+    wide = pd.DataFrame(
+        rows["answer"].str["answers"].tolist(), index=pd.MultiIndex.from_frame(rows[["task", "worker"]])
+    )
+    long = wide.stack().reset_index()
+    long.columns = ["task", "worker", "question", "label"]
+    long["item"] = long["task"].astype(str) + ":" + long["question"].astype(str)
+    long["label"] = long["label"].map({True: "yes", False: "no"})
+    return long[["item", "worker", "label"]]
+
+
+def study_agreement(study: Study) -> dict:
+    """Fleiss' kappa over the items that have exactly N votes."""
+    votes = study_votes(study)
+    counts = (
+        votes.groupby(["item", "label"]).size().unstack(fill_value=0) if not votes.empty else pd.DataFrame()
+    )
+    complete = counts[counts.sum(axis=1) == study.overlap] if not counts.empty else counts
+    # With N = 1 there is nobody to agree with.
+    kappa = fleiss_kappa(complete) if len(complete) and study.overlap >= 2 else None
+    return {"items": len(complete), "fleiss_kappa": kappa}
+
+
+def annotator_stats(study: Study, rule: str) -> pd.DataFrame:
+    """Per annotator (username): judgments, median seconds per task, agreement with the majority."""
+    columns = ["judgments", "median_seconds", "agreement_with_majority"]
+    timing = pd.DataFrame.from_records(
+        list(
+            Judgment.objects.filter(task__study=study)
+            .annotate(username=F("annotator__username"))
+            .values_list("annotator_id", "username", "shown_at", "answered_at")
+        ),
+        columns=["worker", "username", "shown_at", "answered_at"],
+    )
+    if timing.empty:
         return pd.DataFrame(columns=columns)
-    left_is_a = rows["left_model_id"] == model_a
-    rows["vote"] = rows["choice"].where(~rows["choice"].isin(["left", "right"]))
-    rows.loc[(rows["choice"] == "left") & left_is_a, "vote"] = "A"
-    rows.loc[(rows["choice"] == "right") & ~left_is_a, "vote"] = "A"
-    rows.loc[(rows["choice"] == "right") & left_is_a, "vote"] = "B"
-    rows.loc[(rows["choice"] == "left") & ~left_is_a, "vote"] = "B"
-    rows["seconds"] = (rows["answered_at"] - rows["shown_at"]).dt.total_seconds()
-    majority = ab_task_outcomes(study, rule)["outcome"]
-    rows["agrees"] = rows["vote"] == rows["task_id"].map(majority)
-    grouped = rows.groupby("username")
-    return pd.DataFrame(
+    timing["seconds"] = (timing["answered_at"] - timing["shown_at"]).dt.total_seconds()
+    names = timing.drop_duplicates("worker").set_index("worker")["username"]
+    votes = study_votes(study)
+    counts = votes.groupby(["item", "label"]).size().unstack(fill_value=0)
+    decided = majority(counts, rule).dropna()
+    judged = votes[votes["item"].isin(decided.index)]
+    agrees = (judged["label"] == judged["item"].map(decided)).groupby(judged["worker"]).mean()
+    by_worker = timing.groupby("worker")
+    stats = pd.DataFrame(
         {
-            "judgments": grouped.size(),
-            "median_seconds": grouped["seconds"].median(),
-            "agreement_with_majority": grouped["agrees"].mean(),
+            "judgments": by_worker.size(),
+            "median_seconds": by_worker["seconds"].median(),
+            "agreement_with_majority": agrees,
         }
     )
+    stats.index = stats.index.map(names)
+    return stats[columns]

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from evalhub.results.agreement import ab_agreement, ab_annotator_stats, fleiss_kappa
+from evalhub.results.agreement import annotator_stats, fleiss_kappa, study_agreement
 from tests.results.conftest import vote
 
 
@@ -41,10 +41,10 @@ def test_study_agreement_and_annotator_figures(small_study):
         small_study,
         {t: ["A", "A", "A", "A", "B"] for t in tasks[:3]} | {t: ["B", "B", "B", "B", "A"] for t in tasks[3:]},
     )
-    agreement = ab_agreement(small_study, "plurality")
+    agreement = study_agreement(small_study)
     assert agreement["items"] == 6
     assert agreement["fleiss_kappa"] == pytest.approx(0.2, abs=1e-9)  # P̄ = 0.6, Pe = 0.5
-    stats = ab_annotator_stats(small_study, "plurality")
+    stats = annotator_stats(small_study, "plurality")
     assert stats.loc["voter0", "agreement_with_majority"] == 1.0
     assert stats.loc["voter4", "agreement_with_majority"] == 0.0
     assert stats["judgments"].tolist() == [6] * 5
@@ -57,3 +57,41 @@ def test_the_study_page_shows_agreement(client, alice, small_study):
     page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
     assert "Fleiss' κ" in page
     assert "100%" in page and "0%" in page
+
+
+def test_agreement_for_alignment_and_best_worst_studies(db):
+    """Alignment votes count per (image, question); best/worst votes by the positive chosen."""
+    import uuid
+
+    from django.utils import timezone
+
+    from annotate.models import Judgment
+    from annotate.services import study_create
+    from evalhub.catalog.models import AlignmentQuestion, ModelVersion
+    from tests.factories import UserFactory
+    from tests.results.conftest import MODEL_A, ab_study
+
+    ab = ab_study(3, name="base")
+    for prompt in ab.prompt_set.prompts.all():
+        AlignmentQuestion.objects.create(prompt=prompt, text="Is there a cat?", position=0)
+    model = ModelVersion.objects.get(name=MODEL_A)
+    alignment = study_create(
+        name="al", kind="alignment", prompt_set=ab.prompt_set, model_versions=[model], overlap=2
+    )
+    users = [UserFactory(role="annotators") for _ in range(2)]
+    now = timezone.now()
+    for task in alignment.tasks.all():
+        (question,) = task.prompt.questions.all()
+        for user in users:
+            Judgment.objects.create(
+                task=task,
+                annotator=user,
+                client_id=uuid.uuid4(),
+                shown_at=now,
+                answered_at=now,
+                answer={"answers": {str(question.pk): task.prompt.position != 0}},
+            )
+    agreement = study_agreement(alignment)
+    assert agreement == {"items": 3, "fleiss_kappa": pytest.approx(1.0)}
+    stats = annotator_stats(alignment, "plurality")
+    assert set(stats["agreement_with_majority"]) == {1.0}
