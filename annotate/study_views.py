@@ -1,7 +1,6 @@
 """Researcher pages for studies: list, create, progress, pause/resume/close."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -10,6 +9,7 @@ from annotate.errors import AnnotationError
 from annotate.forms import StudyForm
 from annotate.models import Study
 from annotate.services import study_create, study_update
+from evalhub.accounts.decorators import permission_page
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.agreement import annotator_stats, study_agreement
 from evalhub.results.majority import majority_rule
@@ -17,19 +17,12 @@ from evalhub.results.winrate_formats import FORMATS
 from evalhub.results.winrates import ab_comparison
 
 
-def _researcher(perm: str):
-    def wrap(view):
-        return login_required(permission_required(perm, raise_exception=True)(view))
-
-    return wrap
-
-
-@_researcher("annotate.view_study")
+@permission_page("annotate.view_study")
 def study_list(request):
     return render(request, "annotate/study_list.html", {"studies": selectors.study_list()})
 
 
-@_researcher("annotate.add_study")
+@permission_page("annotate.add_study")
 def study_create_view(request):
     form = StudyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -56,7 +49,7 @@ def study_create_view(request):
     return render(request, "annotate/study_form.html", {"form": form})
 
 
-@_researcher("annotate.view_study")
+@permission_page("annotate.view_study")
 def study_detail(request, pk: int):
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
     comparison, results_message = None, ""
@@ -86,7 +79,7 @@ def study_detail(request, pk: int):
 
 
 @require_POST
-@_researcher("annotate.change_study")
+@permission_page("annotate.change_study")
 def study_status(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
     try:

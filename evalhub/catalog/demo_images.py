@@ -54,7 +54,7 @@ class ShapeGroup:
 
     @property
     def noun(self) -> str:
-        """"red circle" or "red circles", as a prompt or question names the group."""
+        """ "red circle" or "red circles", as a prompt or question names the group."""
         return f"{self.colour} {self.shape}{'s' if self.count > 1 else ''}"
 
 
@@ -143,37 +143,50 @@ DEMO_PROMPTS: tuple[DemoPrompt, ...] = (
     _prompt("three blue circles", (3, "blue", "circle")),
     _prompt(
         "a purple square to the left of an orange circle",
-        (1, "purple", "square"), (1, "orange", "circle"), relation="to the left of",
+        (1, "purple", "square"),
+        (1, "orange", "circle"),
+        relation="to the left of",
     ),
     _prompt("four pink diamonds on a white background", (4, "pink", "diamond"), background="white"),
     _prompt("a green hexagon and a red triangle", (1, "green", "hexagon"), (1, "red", "triangle")),
     _prompt("five yellow circles on a blue background", (5, "yellow", "circle"), background="blue"),
     _prompt(
         "an orange star above two purple circles",
-        (1, "orange", "star"), (2, "purple", "circle"), relation="above",
+        (1, "orange", "star"),
+        (2, "purple", "circle"),
+        relation="above",
     ),
     _prompt("two red squares and one blue triangle", (2, "red", "square"), (1, "blue", "triangle")),
     _prompt("a white circle on a black background", (1, "white", "circle"), background="black"),
     _prompt("three orange triangles on a green background", (3, "orange", "triangle"), background="green"),
     _prompt(
         "a blue diamond to the left of a yellow diamond",
-        (1, "blue", "diamond"), (1, "yellow", "diamond"), relation="to the left of",
+        (1, "blue", "diamond"),
+        (1, "yellow", "diamond"),
+        relation="to the left of",
     ),
     _prompt("one black square on a yellow background", (1, "black", "square"), background="yellow"),
     _prompt("two purple stars and a green circle", (2, "purple", "star"), (1, "green", "circle")),
     _prompt(
         "a red hexagon above a white square on a gray background",
-        (1, "red", "hexagon"), (1, "white", "square"), relation="above", background="gray",
+        (1, "red", "hexagon"),
+        (1, "white", "square"),
+        relation="above",
+        background="gray",
     ),
     _prompt("four blue squares", (4, "blue", "square")),
     _prompt(
         "a pink circle to the left of two green squares",
-        (1, "pink", "circle"), (2, "green", "square"), relation="to the left of",
+        (1, "pink", "circle"),
+        (2, "green", "square"),
+        relation="to the left of",
     ),
     _prompt("three red stars on a white background", (3, "red", "star"), background="white"),
     _prompt(
         "a yellow triangle above an orange hexagon",
-        (1, "yellow", "triangle"), (1, "orange", "hexagon"), relation="above",
+        (1, "yellow", "triangle"),
+        (1, "orange", "hexagon"),
+        relation="above",
     ),
 )
 
@@ -414,8 +427,9 @@ def _draw_shape(canvas, item: _Item, cx, cy, radius, rng: random.Random, *, poli
         # Drawn coarse and blown up unsmoothed: stair-step, wobbly edges.
         factor = max(2, int(radius / 12))
         small = Image.new("RGBA", (size[0] // factor + 1, size[1] // factor + 1), (0, 0, 0, 0))
-        points = _outline(item.shape, tx / factor, ty / factor, radius / factor, angle, rng=rng,
-                          roughness=0.12)
+        points = _outline(
+            item.shape, tx / factor, ty / factor, radius / factor, angle, rng=rng, roughness=0.12
+        )
         ImageDraw.Draw(small).polygon(points, fill=colour + (255,))
         big = small.resize((small.width * factor, small.height * factor), Image.Resampling.NEAREST)
         layer = big.crop((0, 0) + size)
@@ -431,8 +445,10 @@ def _draw_shape(canvas, item: _Item, cx, cy, radius, rng: random.Random, *, poli
     elif flaw == "ghost duplicate":
         direction = rng.uniform(0, 2 * math.pi)
         distance = rng.uniform(0.7, 1.3) * radius
-        ghost = _scaled_alpha(_shifted(layer, distance * math.cos(direction), distance * math.sin(direction)),
-                              rng.uniform(0.3, 0.5))
+        ghost = _scaled_alpha(
+            _shifted(layer, distance * math.cos(direction), distance * math.sin(direction)),
+            rng.uniform(0.3, 0.5),
+        )
         layer = Image.alpha_composite(ghost, layer)
 
     if polished:

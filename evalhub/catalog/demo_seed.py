@@ -189,8 +189,9 @@ def _demo_images(prompt_set, models, size, result: DemoSeedResult, out) -> None:
     if len(demo_prompts) < len(DEMO_PROMPTS):
         out.write(f"Prompt set {DEMO_PROMPT_SET!r} lacks some demo prompts; they get no images.\n")
     filled = set(
-        GeneratedImage.objects.filter(prompt__prompt_set=prompt_set, model_version__in=models.values())
-        .values_list("model_version__name", "prompt__text", "index")
+        GeneratedImage.objects.filter(
+            prompt__prompt_set=prompt_set, model_version__in=models.values()
+        ).values_list("model_version__name", "prompt__text", "index")
     )
     with tempfile.TemporaryDirectory(prefix="evalhub-demo-") as tmp:
         root = Path(tmp)
@@ -207,14 +208,18 @@ def _demo_images(prompt_set, models, size, result: DemoSeedResult, out) -> None:
                     image = draw_demo_image(prompt.spec, seed=seed, quality=spec.quality, size=size)
                     # Fast compression: the importer re-encodes every image anyway.
                     image.save(root / path, format="PNG", compress_level=1)
-                    lines.append(json.dumps({
-                        "prompt": prompt.text,
-                        "model": spec.name,
-                        "seed": seed,
-                        "index": index,
-                        "settings": {"generator": GENERATOR, "quality": spec.quality, "size": size},
-                        "image": path,
-                    }))
+                    lines.append(
+                        json.dumps(
+                            {
+                                "prompt": prompt.text,
+                                "model": spec.name,
+                                "seed": seed,
+                                "index": index,
+                                "settings": {"generator": GENERATOR, "quality": spec.quality, "size": size},
+                                "image": path,
+                            }
+                        )
+                    )
         if not lines:  # the importer rejects an empty manifest
             out.write("All demo images are already imported.\n")
             return

@@ -14,9 +14,7 @@ class PromptSetImportForm(forms.Form):
 
 class ImageImportForm(forms.Form):
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.all())
-    archive = forms.FileField(
-        help_text="A .zip holding manifest.jsonl and the image files it names."
-    )
+    archive = forms.FileField(help_text="A .zip holding manifest.jsonl and the image files it names.")
     create_models = forms.BooleanField(
         required=False, help_text="Create model versions the manifest names that do not exist yet."
     )

@@ -1,11 +1,11 @@
 """Researcher pages: browse prompt sets, model versions and images; import data."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
+from evalhub.accounts.decorators import permission_page
 from evalhub.catalog import selectors
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.forms import ImageImportForm, ModelVersionForm, PromptSetImportForm
@@ -16,19 +16,12 @@ from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptS
 from evalhub.catalog.prompt_import import decode_text, detect_format, parse_prompt_rows, prompt_set_import
 
 
-def _researcher(perm: str):
-    def wrap(view):
-        return login_required(permission_required(perm, raise_exception=True)(view))
-
-    return wrap
-
-
-@_researcher("catalog.view_promptset")
+@permission_page("catalog.view_promptset")
 def prompt_set_list(request):
     return render(request, "catalog/prompt_set_list.html", {"prompt_sets": selectors.prompt_set_list()})
 
 
-@_researcher("catalog.view_promptset")
+@permission_page("catalog.view_promptset")
 def prompt_set_detail(request, pk: int):
     prompt_set = get_object_or_404(PromptSet, pk=pk)
     return render(
@@ -42,7 +35,7 @@ def prompt_set_detail(request, pk: int):
     )
 
 
-@_researcher("catalog.view_prompt")
+@permission_page("catalog.view_prompt")
 def prompt_detail(request, pk: int):
     try:
         prompt = selectors.prompt_with_images(pk)
@@ -55,12 +48,12 @@ def prompt_detail(request, pk: int):
     )
 
 
-@_researcher("catalog.view_modelversion")
+@permission_page("catalog.view_modelversion")
 def model_version_list(request):
     return render(request, "catalog/model_version_list.html", {"models": selectors.model_version_list()})
 
 
-@_researcher("catalog.view_modelversion")
+@permission_page("catalog.view_modelversion")
 def model_version_detail(request, pk: int):
     model = get_object_or_404(ModelVersion.objects.select_related("parent"), pk=pk)
     return render(
@@ -70,7 +63,7 @@ def model_version_detail(request, pk: int):
     )
 
 
-@_researcher("catalog.add_modelversion")
+@permission_page("catalog.add_modelversion")
 def model_version_create(request):
     form = ModelVersionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -80,7 +73,7 @@ def model_version_create(request):
     return render(request, "catalog/model_version_form.html", {"form": form})
 
 
-@_researcher("catalog.import_data")
+@permission_page("catalog.import_data")
 def prompt_set_import_view(request):
     form = PromptSetImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -98,7 +91,7 @@ def prompt_set_import_view(request):
     return render(request, "catalog/import_form.html", {"form": form, "title": "Import a prompt set"})
 
 
-@_researcher("catalog.import_data")
+@permission_page("catalog.import_data")
 def image_import_view(request):
     form = ImageImportForm(request.POST or None, request.FILES or None, initial=request.GET.dict())
     if request.method == "POST" and form.is_valid():
@@ -129,6 +122,6 @@ def image_import_view(request):
 
 
 @require_GET
-@_researcher("catalog.view_generatedimage")
+@permission_page("catalog.view_generatedimage")
 def image_file(request, public_id: str):
     return image_file_response(get_object_or_404(GeneratedImage, public_id=public_id))

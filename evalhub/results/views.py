@@ -1,10 +1,10 @@
 """Researcher downloads of a study's win-rate table, in every export format."""
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 
 from annotate.models import Study
+from evalhub.accounts.decorators import permission_page
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.judgments_csv import judgments_csv
 from evalhub.results.winrate_formats import render
@@ -19,8 +19,7 @@ CONTENT_TYPES = {
 }
 
 
-@login_required
-@permission_required("annotate.view_judgment", raise_exception=True)
+@permission_page("annotate.view_judgment")
 def winrates(request, pk: int, fmt: str):
     study = get_object_or_404(Study, pk=pk)
     if fmt not in CONTENT_TYPES:
@@ -35,8 +34,7 @@ def winrates(request, pk: int, fmt: str):
     return response
 
 
-@login_required
-@permission_required("annotate.view_judgment", raise_exception=True)
+@permission_page("annotate.view_judgment")
 def judgments(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
     response = HttpResponse(judgments_csv(study), content_type="text/csv; charset=utf-8")
