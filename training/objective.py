@@ -1,0 +1,200 @@
+"""One training step's loss: SFT (eq. 3) or a preference objective (eq. 4 / eq. 7).
+
+The trainer and ``bench/train_step.py`` both call :func:`step_loss`, so the benchmark
+times the code a run executes. All randomness of a step (VAE posterior sample, noise,
+timesteps, pixel crop) comes from the generator passed in, which the trainer seeds from
+(seed, step, micro-step, process): a resumed run draws exactly what an uninterrupted one
+would.
+
+Costs, by design (see ``bench/train_step.py``): the target images are decoded without
+gradient, each side of the pixel error is one batched decoder call over winners and
+losers together, and the VAE's weights are frozen so no weight gradient is computed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from training.losses import dpo_loss, latent_error, pixel_error, simpo_loss
+from training.models import TextConditioning, denoiser_output, vae_decode, vae_encode
+from training.prediction import noise_prediction
+
+# |logit| of σ above which a pair's gradient is < 3.4e-4 of its maximum: "saturated".
+SATURATION_LOGIT = 8.0
+
+
+@dataclass
+class StepModels:
+    """What a step needs besides the batch. ``reference`` returns ε_ref (DPO only)."""
+
+    denoiser: torch.nn.Module
+    vae: torch.nn.Module
+    family: str
+    alphas_cumprod: torch.Tensor
+    prediction_type: str
+    image_size: tuple[int, int]
+    additional_conditions: bool = False
+    reference: Callable[[torch.Tensor, torch.Tensor, TextConditioning], torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    method: str
+    loss_space: str
+    pixel_weight: float
+    pixel_target: str = "x_t"
+    pixel_crop: float = 1.0
+    beta: float | None = None
+    pixel_beta: float | None = None
+    gamma: float = 0.0
+    share_noise: bool = True
+
+    @classmethod
+    def from_config(cls, config) -> "StepSettings":
+        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class StepLoss:
+    total: torch.Tensor
+    latent: torch.Tensor | None = None
+    pixel: torch.Tensor | None = None
+    # Preference methods: per-pair margins (winner's error minus loser's, minus the
+    # reference's for DPO) and the σ logits, per term, for accuracy and saturation.
+    margins: dict | None = None
+    logits: dict | None = None
+
+
+def _repeat_text(text: TextConditioning, times: int) -> TextConditioning:
+    if times == 1:
+        return text
+    mask = None if text.mask is None else text.mask.repeat(times, 1)
+    return TextConditioning(text.embeds.repeat(times, 1, 1), mask)
+
+
+def _crop_window(latents: torch.Tensor, side_fraction: float, generator: torch.Generator):
+    """A random (y, x, height, width) latent window, or None for the exact (uncropped) term."""
+    if side_fraction >= 1:
+        return None
+    height, width = latents.shape[-2:]
+    ch, cw = max(1, round(height * side_fraction)), max(1, round(width * side_fraction))
+    y = int(torch.randint(0, height - ch + 1, (1,), generator=generator))
+    x = int(torch.randint(0, width - cw + 1, (1,), generator=generator))
+    return y, x, ch, cw
+
+
+def _cropped(tensor: torch.Tensor, window) -> torch.Tensor:
+    if window is None:
+        return tensor
+    y, x, ch, cw = window
+    return tensor[..., y : y + ch, x : x + cw]
+
+
+def noise_pred(models: StepModels, denoiser, z_t, timesteps, text, alpha_bar) -> torch.Tensor:
+    raw = denoiser_output(
+        denoiser, models.family, z_t, timesteps, text, models.image_size, models.additional_conditions
+    )
+    return noise_prediction(raw, z_t, alpha_bar.to(raw.device), models.prediction_type)
+
+
+def step_loss(
+    models: StepModels,
+    settings: StepSettings,
+    pixels: torch.Tensor,
+    text: TextConditioning,
+    generator: torch.Generator,
+    paired: bool,
+) -> StepLoss:
+    """The loss of one micro-batch.
+
+    ``pixels`` is ``[B, 3, H, W]`` for SFT, or winners then losers, ``[2B, 3, H, W]``, for a
+    preference method; ``text`` holds the B captions' conditioning.
+    """
+    device = pixels.device
+    with torch.no_grad(), torch.autocast(device.type, enabled=False):
+        latents = vae_encode(models.vae, pixels, generator=generator).float()
+    n = latents.shape[0]
+    b = n // 2 if paired else n
+    shape = latents.shape[1:]
+    noise = torch.randn((b, *shape), generator=generator).to(device)
+    timesteps = torch.randint(0, len(models.alphas_cumprod), (b,), generator=generator).to(device)
+    if paired:
+        other = noise if settings.share_noise else torch.randn((b, *shape), generator=generator).to(device)
+        noise, timesteps = torch.cat([noise, other]), timesteps.repeat(2)
+    alpha_bar = models.alphas_cumprod.to(device)[timesteps].float()
+    a = alpha_bar.reshape(-1, 1, 1, 1)
+    z_t = a.sqrt() * latents + (1 - a).sqrt() * noise
+    text_all = _repeat_text(text, n // b)
+
+    eps = noise_pred(models, models.denoiser, z_t.to(_dtype(models.denoiser)), timesteps, text_all, alpha_bar)
+    use_latent = settings.loss_space in ("latent", "latent+pixel")
+    use_pixel = settings.loss_space in ("pixel", "latent+pixel")
+    window = _crop_window(latents, settings.pixel_crop, generator) if use_pixel else None
+
+    def decode(z):
+        # The VAE runs in its own dtype (fp32 or bf16), outside fp16 autocast, where it overflows.
+        with torch.autocast(device.type, enabled=False):
+            return vae_decode(models.vae, z)
+
+    def pixel(eps_hat):
+        return pixel_error(
+            decode,
+            _cropped(latents, window),
+            _cropped(noise, window),
+            _cropped(eps_hat, window),
+            alpha_bar,
+            settings.pixel_target,
+        )
+
+    errors = {}
+    if use_latent:
+        errors["latent"] = latent_error(eps, noise)
+    if use_pixel:
+        errors["pixel"] = pixel(eps)
+
+    if settings.method == "sft":
+        parts = {k: e.mean() for k, e in errors.items()}
+        return StepLoss(_combine(parts, settings.pixel_weight), parts.get("latent"), parts.get("pixel"))
+
+    ref_errors = {}
+    if settings.method == "dpo":
+        with torch.no_grad():
+            eps_ref = models.reference(z_t.to(_dtype(models.denoiser)), timesteps, text_all).float()
+            if use_latent:
+                ref_errors["latent"] = latent_error(eps_ref, noise)
+            if use_pixel:
+                ref_errors["pixel"] = pixel(eps_ref)
+
+    parts, margins, logits = {}, {}, {}
+    for key, err in errors.items():
+        beta = settings.beta if key == "latent" else settings.pixel_beta
+        err_w, err_l = err.chunk(2)
+        if settings.method == "dpo":
+            ref_w, ref_l = ref_errors[key].chunk(2)
+            per_pair = dpo_loss(err_w, err_l, ref_w, ref_l, beta)
+            margins[key] = ((err_w - ref_w) - (err_l - ref_l)).detach()
+            logits[key] = -beta * margins[key]
+        else:
+            per_pair = simpo_loss(err_w, err_l, beta, settings.gamma)
+            margins[key] = (err_w - err_l).detach()
+            logits[key] = -beta * margins[key] - settings.gamma
+        parts[key] = per_pair.mean()
+    return StepLoss(
+        _combine(parts, settings.pixel_weight), parts.get("latent"), parts.get("pixel"), margins, logits
+    )
+
+
+def _combine(parts: dict, pixel_weight: float) -> torch.Tensor:
+    """eq. 3 / eq. 7: latent + weight·pixel; a single-space loss is that term alone."""
+    if "latent" in parts and "pixel" in parts:
+        return parts["latent"] + pixel_weight * parts["pixel"]
+    return parts.get("latent", parts.get("pixel"))
+
+
+def _dtype(module: torch.nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
+def saturated_share(logits: torch.Tensor) -> torch.Tensor:
+    return (logits.abs() > SATURATION_LOGIT).float().mean()
