@@ -1,6 +1,7 @@
 """The demo's studies over the demo prompt set (``make demo``): one open study of each
-kind for the demo annotators, and one A/B study already answered by simulated
-annotators, so the results pages have a table to show."""
+kind for the demo annotators, and two studies already answered by simulated annotators:
+an A/B study, so the results pages have a table to show, and a best/worst study, so its
+preference pairs can train a model version at once."""
 
 import random
 import uuid
@@ -21,6 +22,10 @@ DEMO_STUDIES = (
     ("Demo: text alignment", Study.Kind.ALIGNMENT, ["demo-base", "demo-sft"]),
 )
 SIMULATED_STUDY = ("Demo: A/B with simulated votes", ["demo-sft", "demo-base"])
+SIMULATED_BEST_WORST = ("Demo: best/worst with simulated votes", ["demo-base"])
+# A simulated annotator picks the prompt's "truly" best/worst image (fixed per prompt)
+# with this probability, and any other image otherwise.
+SIMULATED_AGREEMENT = 0.7
 SIMULATED_ANNOTATORS = tuple(f"simulated{i}" for i in range(1, 6))
 # How a simulated annotator judges demo-sft (A) against demo-base (B): demo-sft draws
 # with fewer flaws, so it mostly wins; the votes go through the real submission path.
@@ -44,6 +49,15 @@ def demo_studies_seed() -> list[str]:
         study.status = Study.Status.CLOSED
         study.save(update_fields=["status"])
         created.append(name)
+    name, model_names = SIMULATED_BEST_WORST
+    if not Study.objects.filter(name=name).exists():
+        study = study_create(
+            name=name, kind=Study.Kind.BEST_WORST, prompt_set=prompt_set, model_versions=_models(model_names)
+        )
+        _simulate_best_worst(study)
+        study.status = Study.Status.CLOSED
+        study.save(update_fields=["status"])
+        created.append(name)
     return created
 
 
@@ -51,14 +65,37 @@ def _models(names: list[str]) -> list[ModelVersion]:
     return [ModelVersion.objects.get(name=name) for name in names]
 
 
-def _simulate_votes(study: Study) -> None:
-    model_a = study.study_models.get(role="A").model_version_id
+def _simulated_annotators():
     for number, username in enumerate(SIMULATED_ANNOTATORS):
         user, _ = User.objects.get_or_create(username=username)
         user.set_unusable_password()
         user.save()
         user_grant_role(user=user, role=ANNOTATORS)
-        rng = random.Random(number)
+        yield user, random.Random(number)
+
+
+def _simulate_best_worst(study: Study) -> None:
+    for user, rng in _simulated_annotators():
+        while leases := assignments_next(study=study, annotator=user):
+            lease = leases[0]
+            # The image shown at each position is fixed per task, so the "true" pick is too.
+            truth = random.Random(f"{study.pk}:{lease.task_id}")
+            best, worst = truth.sample(range(5), 2)
+            positive = best if rng.random() < SIMULATED_AGREEMENT else rng.randrange(5)
+            negative = worst if rng.random() < SIMULATED_AGREEMENT else rng.randrange(5)
+            if negative == positive:
+                negative = rng.choice([p for p in range(5) if p != positive])
+            judgment_submit(
+                token=lease.token,
+                annotator=user,
+                client_id=uuid.uuid4(),
+                answer={"positive": positive, "negative": negative},
+            )
+
+
+def _simulate_votes(study: Study) -> None:
+    model_a = study.study_models.get(role="A").model_version_id
+    for user, rng in _simulated_annotators():
         while leases := assignments_next(study=study, annotator=user):
             lease = leases[0]
             outcome = rng.choices(list(SIMULATED_VOTES), weights=list(SIMULATED_VOTES.values()))[0]

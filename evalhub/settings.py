@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "annotate",
     "evalhub.results",
     "evalhub.ops",
+    "evalhub.jobs",
+    # Last: its post_migrate grants permissions that the apps above create.
     "evalhub.accounts",
 ]
 
@@ -148,6 +150,13 @@ EVALHUB_MAX_IMAGE_BYTES = env_int("EVALHUB_MAX_IMAGE_BYTES", 50 * 1024 * 1024)
 # more votes than any other option) or "absolute" (also more than half the votes).
 EVALHUB_MAJORITY_RULE = env_str("EVALHUB_MAJORITY_RULE", "plurality")
 
+# Jobs (evalhub/jobs): where runs write their data, checkpoints and final models (GPU
+# workers on other machines need it on shared storage), how often a running job's worker
+# reports, and after how long without a report the job is declared failed.
+EVALHUB_JOBS_DIR = Path(env_str("EVALHUB_JOBS_DIR", str(VAR_DIR / "jobs"))).resolve()
+EVALHUB_JOB_HEARTBEAT_SECONDS = env_int("EVALHUB_JOB_HEARTBEAT_SECONDS", 5)
+EVALHUB_JOB_HEARTBEAT_TIMEOUT = env_int("EVALHUB_JOB_HEARTBEAT_TIMEOUT", 60)
+
 # ---------------------------------------------------------------- REST API
 
 REST_FRAMEWORK = {
@@ -192,6 +201,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Generation and training go to their own queue, so GPU workers elsewhere can consume it
+# (`celery -A evalhub worker -Q gpu`); one long job per worker process at a time.
+CELERY_TASK_ROUTES = {"evalhub.jobs.tasks.run_job": {"queue": "gpu"}}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # ---------------------------------------------------------------- logging

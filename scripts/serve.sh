@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 HOST="${DEMO_HOST:-127.0.0.1:8000}"
 
-"$PY" -m celery -A evalhub worker --loglevel=info --concurrency=2 -n "evalhub@%h" &
+"$PY" -m celery -A evalhub worker -Q celery,gpu --loglevel=info --concurrency=2 -n "evalhub@%h" &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
 

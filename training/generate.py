@@ -9,6 +9,7 @@ index, settings, image).
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +24,10 @@ DEFAULT_GUIDANCE = {"unet": 7.5, "dit": 4.5}
 
 
 class PromptFileError(ValueError):
+    pass
+
+
+class GenerationCancelled(RuntimeError):
     pass
 
 
@@ -77,8 +82,17 @@ def read_prompts(path: str | Path) -> list[str]:
     return list(dict.fromkeys(prompts))
 
 
-def generate(config: GenerateConfig) -> Path:
-    """Write the images and ``manifest.jsonl``; returns the manifest's path."""
+def generate(
+    config: GenerateConfig,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Write the images and ``manifest.jsonl``; returns the manifest's path.
+
+    ``on_progress(done, total)`` is called after every batch; ``should_stop`` is polled
+    before each one and, when true, ends the run with :class:`GenerationCancelled`.
+    """
     family = pipeline_family(config.model)
     prompts = read_prompts(config.prompts)
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -100,6 +114,8 @@ def generate(config: GenerateConfig) -> Path:
     rows = []
     with tqdm(total=len(jobs), desc="generate", unit="image") as progress:
         for start in range(0, len(jobs), config.batch_size):
+            if should_stop is not None and should_stop():
+                raise GenerationCancelled(f"stopped on request after {start} of {len(jobs)} images")
             chunk = jobs[start : start + config.batch_size]
             seeds = [config.seed + p * config.images_per_prompt + i for p, i in chunk]
             generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
@@ -125,6 +141,8 @@ def generate(config: GenerateConfig) -> Path:
                     }
                 )
             progress.update(len(chunk))
+            if on_progress is not None:
+                on_progress(len(rows), len(jobs))
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     (out / "generate_config.json").write_text(json.dumps(asdict(config), indent=2))

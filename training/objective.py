@@ -12,6 +12,7 @@ losers together, and the VAE's weights are frozen so no weight gradient is compu
 """
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -112,7 +113,7 @@ def step_loss(
     preference method; ``text`` holds the B captions' conditioning.
     """
     device = pixels.device
-    with torch.no_grad(), torch.autocast(device.type, enabled=False):
+    with torch.no_grad(), _full_precision(device):
         latents = vae_encode(models.vae, pixels, generator=generator).float()
     n = latents.shape[0]
     b = n // 2 if paired else n
@@ -134,7 +135,7 @@ def step_loss(
 
     def decode(z):
         # The VAE runs in its own dtype (fp32 or bf16), outside fp16 autocast, where it overflows.
-        with torch.autocast(device.type, enabled=False):
+        with _full_precision(device):
             return vae_decode(models.vae, z)
 
     def pixel(eps_hat):
@@ -190,6 +191,11 @@ def _combine(parts: dict, pixel_weight: float) -> torch.Tensor:
     if "latent" in parts and "pixel" in parts:
         return parts["latent"] + pixel_weight * parts["pixel"]
     return parts.get("latent", parts.get("pixel"))
+
+
+def _full_precision(device: torch.device):
+    """Autocast off (the meta device, used to count FLOPs, has no autocast to turn off)."""
+    return nullcontext() if device.type == "meta" else torch.autocast(device.type, enabled=False)
 
 
 def _dtype(module: torch.nn.Module) -> torch.dtype:

@@ -100,6 +100,13 @@ def _collate(items: list[dict]) -> dict:
     return batch
 
 
+def flip_together(pixels: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror item i of every group where ``flip[i]``: ``pixels`` is ``[k·B, 3, H, W]``
+    (winners, then losers), ``flip`` is ``[B]``, so a pair is always flipped as one."""
+    mask = flip.repeat(pixels.shape[0] // flip.shape[0]).reshape(-1, 1, 1, 1)
+    return torch.where(mask, pixels.flip(-1), pixels)
+
+
 def step_generator(seed: int, step: int, micro: int, process: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, step, micro, process]).generate_state(1)[0]
     return torch.Generator().manual_seed(int(state))
@@ -326,9 +333,7 @@ class _Run:
         else:
             pixels = batch["image"]
         if c.random_flip:
-            flip = torch.rand(len(captions), generator=generator) < 0.5
-            flip = flip.repeat(pixels.shape[0] // len(captions))
-            pixels = torch.where(flip.reshape(-1, 1, 1, 1), pixels.flip(-1), pixels)
+            pixels = flip_together(pixels, torch.rand(len(captions), generator=generator) < 0.5)
         text = text_conditioning(self.pipeline, captions, acc.device)
         with acc.autocast():
             loss = step_loss(self.models, self.settings, pixels.to(acc.device), text, generator, self.paired)

@@ -26,6 +26,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "annotate.add_study",
         "annotate.change_study",
         "annotate.view_judgment",
+        "jobs.view_job",
+        "jobs.add_job",
+        "jobs.change_job",
     ],
     ANNOTATORS: [],
 }

@@ -81,6 +81,12 @@ class ModelVersion(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
+    # Set when a training job produced this version: what exactly made it.
+    training_config = models.JSONField(default=dict, blank=True)
+    training_data_hash = models.CharField(
+        max_length=64, blank=True, help_text="Content hash of the preference export it was trained on."
+    )
+    final_metrics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

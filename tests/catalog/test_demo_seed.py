@@ -18,6 +18,7 @@ from evalhub.catalog.demo_images import (
 )
 from evalhub.catalog.demo_seed import DEMO_PASSWORD, DEMO_PROMPT_SET, IMAGES_PER_PROMPT, demo_seed
 from evalhub.catalog.models import AlignmentQuestion, GeneratedImage, ModelVersion, Prompt, PromptSet
+from evalhub.results.best_worst import best_worst_pairs
 
 SIZE = 48  # small images keep a full seed well under a second or two
 SPEC = DEMO_PROMPTS[0].spec
@@ -168,8 +169,9 @@ def test_seed_resets_a_changed_demo_password():
 
 
 @pytest.mark.django_db
-def test_command_prints_summary_and_accounts():
+def test_command_prints_summary_and_accounts(settings, tmp_path):
     """``seed_demo`` prints the counts, every account with its password and role, and the URL."""
+    settings.VAR_DIR = tmp_path
     out = io.StringIO()
     call_command("seed_demo", size=SIZE, stdout=out)
     text = out.getvalue()
@@ -179,14 +181,20 @@ def test_command_prints_summary_and_accounts():
         assert line.split() == [username, DEMO_PASSWORD, group.removesuffix("s")]
     assert "http://127.0.0.1:8000/" in text
     assert "Studies created: Demo: best/worst of five (demo-base), Demo: A/B demo-sft vs demo-base, " in text
-    assert Study.objects.count() == 4
+    assert Study.objects.count() == 5
     assert {s.tasks.count() for s in Study.objects.all()} == {20, 40}
-    simulated = Study.objects.get(name="Demo: A/B with simulated votes")
-    assert simulated.status == "closed"
-    assert set(simulated.tasks.values_list("judgment_count", flat=True)) == {5}
+    for name in ("Demo: A/B with simulated votes", "Demo: best/worst with simulated votes"):
+        simulated = Study.objects.get(name=name)
+        assert simulated.status == "closed"
+        assert set(simulated.tasks.values_list("judgment_count", flat=True)) == {5}
+    # The training loop of the demo: decided pairs, and weights for the demo versions.
+    assert len(best_worst_pairs(Study.objects.get(name="Demo: best/worst with simulated votes"))) >= 10
+    weights = tmp_path / "models" / "demo-tiny-unet"
+    assert (weights / "model_index.json").is_file()
+    assert set(ModelVersion.objects.values_list("weights_uri", flat=True)) == {str(weights)}
 
     again = io.StringIO()
     call_command("seed_demo", size=SIZE, stdout=again)
     assert f"0 created, {2 * IMAGES_PER_PROMPT * len(DEMO_PROMPTS)} already there" in again.getvalue()
     assert "Demo studies: already there." in again.getvalue()
-    assert Study.objects.count() == 4
+    assert Study.objects.count() == 5

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from training.config import TrainConfig
 from training.models import load_pipeline
 from training.objective import StepModels, StepSettings, step_loss
-from training.trainer import TrainingCancelled, TrainingDiverged, step_generator, train
+from training.trainer import TrainingCancelled, TrainingDiverged, flip_together, step_generator, train
 
 
 def run(tiny_models, data, out, family="unet", **options):
@@ -196,12 +196,14 @@ def test_sft_on_captioned_images_with_ema_warmup_and_accumulation(tiny_models, s
         learning_rate=1e-3,
         gradient_checkpointing=True,
         vae_gradient_checkpointing=True,
+        tensorboard=True,
     )
     lines = metrics(tmp_path)
     assert [line["lr"] for line in lines] == pytest.approx([5e-4, 1e-3, 1e-3])
     record = json.loads((tmp_path / "final/evalhub_training.json").read_text())
     assert record["config"]["pixel_weight"] == 8.0  # the paper's λ for a DiT
     assert record["steps"] == 3 and len(record["data_hash"]) == 64
+    assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
 
 
 def test_bf16_mixed_precision_runs_on_cpu(tiny_models, pairs_folder, tmp_path):
@@ -257,3 +259,13 @@ def test_two_processes_share_the_batches(tiny_models, pairs_folder, tmp_path):
         "random_states_1.pkl",
     }
     assert (tmp_path / "final/unet").is_dir()
+
+
+def test_a_pair_is_flipped_as_one():
+    winners = torch.arange(3 * 2 * 2, dtype=torch.float32).reshape(3, 1, 2, 2)
+    pixels = torch.cat([winners, winners + 100]).expand(-1, 3, -1, -1)
+    flipped = flip_together(pixels, torch.tensor([True, False, True]))
+    for i, should in enumerate([True, False, True]):
+        for item in (i, i + 3):  # the winner and its loser
+            expected = pixels[item].flip(-1) if should else pixels[item]
+            assert torch.equal(flipped[item], expected)

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.demo_studies import demo_studies_seed
 from evalhub.catalog.demo_seed import DEMO_PROMPT_SET, demo_seed
+from evalhub.jobs.demo_models import demo_weights_seed
 
 DEMO_URL = "http://127.0.0.1:8000/"
 
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         if result.models_created:
             self.stdout.write(f"Model versions created: {', '.join(result.models_created)}.")
         self.stdout.write(f"Images: {result.images_created} created, {result.images_skipped} already there.")
+        weights = demo_weights_seed()
+        self.stdout.write(f"Demo weights (tiny random U-Net for the training loop): {weights}.")
         studies = demo_studies_seed()
         self.stdout.write(
             f"Studies created: {', '.join(studies)}." if studies else "Demo studies: already there."

@@ -1,0 +1,166 @@
+"""The jobs REST API (researchers only): launch, follow, cancel, retry, compare versions.
+
+Each view validates its input, calls one service, and shapes the output with
+:class:`JobSerializer`.
+"""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.models import Study
+from annotate.permissions import IsResearcher
+from evalhub.catalog.models import ModelVersion, PromptSet
+from evalhub.jobs import selectors, services
+from evalhub.jobs.models import Job
+
+
+class JobsAPIView(APIView):
+    permission_classes = [IsResearcher]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, services.JobRejected):
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    produced_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    produced_version_id = serializers.IntegerField(read_only=True, allow_null=True)
+    prompt_set = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    source_study = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress_percent = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "state", "config", "model_version", "prompt_set", "source_study", "data_hash",
+            "produced_version", "produced_version_id", "result", "progress_step", "progress_total",
+            "progress_percent", "log_tail", "error", "cancel_requested", "retry_of", "worker", "created_by",
+            "created_at", "started_at", "heartbeat_at", "finished_at",
+        ]  # fmt: skip
+
+
+class JobDetailSerializer(JobSerializer):
+    metrics = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = JobSerializer.Meta.fields + ["metrics"]
+
+    def get_metrics(self, job) -> list[dict]:
+        return selectors.job_metrics(job)
+
+
+class JobListApi(JobsAPIView):
+    @extend_schema(responses=JobSerializer(many=True))
+    def get(self, request):
+        services.jobs_reap_stale()
+        return Response(JobSerializer(selectors.jobs_recent(), many=True).data)
+
+
+class TrainingLaunchApi(JobsAPIView):
+    class InputSerializer(serializers.Serializer):
+        base_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
+        study = serializers.PrimaryKeyRelatedField(
+            queryset=Study.objects.all(), required=False, allow_null=True
+        )
+        sft_data = serializers.CharField(required=False, allow_blank=True, default="")
+        version_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+        method = serializers.ChoiceField(["sft", "dpo", "simpo"], default="simpo")
+        loss_space = serializers.ChoiceField(["latent", "pixel", "latent+pixel"], default="latent+pixel")
+        pixel_weight = serializers.FloatField(required=False, allow_null=True)
+        beta = serializers.FloatField(required=False, allow_null=True)
+        max_steps = serializers.IntegerField(default=100)
+        batch_size = serializers.IntegerField(default=1)
+        learning_rate = serializers.FloatField(default=1e-5)
+        mixed_precision = serializers.ChoiceField(["no", "fp16", "bf16"], default="no")
+        lora_rank = serializers.IntegerField(default=0)
+        seed = serializers.IntegerField(default=0)
+
+    @extend_schema(request=InputSerializer, responses={201: JobSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        options = {k: data[k] for k in services.TRAINING_OPTIONS if k in data}
+        job = services.training_launch(
+            user=request.user,
+            base_version=data["base_version"],
+            study=data.get("study"),
+            sft_data=data["sft_data"],
+            version_name=data["version_name"],
+            options=options,
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationInput(serializers.Serializer):
+    prompt_set = serializers.PrimaryKeyRelatedField(queryset=PromptSet.objects.all())
+    images_per_prompt = serializers.IntegerField(default=5, min_value=1, max_value=64)
+    steps = serializers.IntegerField(default=50, min_value=1, max_value=1000)
+    guidance = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    seed = serializers.IntegerField(default=0, min_value=0)
+
+
+class GenerationLaunchApi(JobsAPIView):
+    class InputSerializer(GenerationInput):
+        model_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
+        compare_after = serializers.BooleanField(default=False)
+
+    @extend_schema(request=InputSerializer, responses={201: JobSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.generation_launch(user=request.user, **serializer.validated_data)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class JobDetailApi(JobsAPIView):
+    @extend_schema(responses=JobDetailSerializer)
+    def get(self, request, job_id: int):
+        services.jobs_reap_stale()
+        return Response(JobDetailSerializer(get_object_or_404(Job, pk=job_id)).data)
+
+
+class JobCancelApi(JobsAPIView):
+    @extend_schema(request=None, responses=JobSerializer)
+    def post(self, request, job_id: int):
+        job = services.job_cancel(get_object_or_404(Job, pk=job_id))
+        return Response(JobSerializer(job).data)
+
+
+class JobRetryApi(JobsAPIView):
+    @extend_schema(request=None, responses={201: JobSerializer})
+    def post(self, request, job_id: int):
+        job = services.job_retry(get_object_or_404(Job, pk=job_id), user=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class CompareWithParentApi(JobsAPIView):
+    class InputSerializer(GenerationInput):
+        pass
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=inline_serializer(
+            "Comparison",
+            {
+                "studies": serializers.ListField(child=serializers.IntegerField()),
+                "job": JobSerializer(allow_null=True),
+            },
+        ),
+    )
+    def post(self, request, version_id: int):
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcome = services.comparison_request(user=request.user, version=version, **serializer.validated_data)
+        job = outcome["job"]
+        return Response(
+            {"studies": [s.pk for s in outcome["studies"]], "job": JobSerializer(job).data if job else None},
+            status=status.HTTP_201_CREATED,
+        )

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from evalhub.jobs import views
+
+app_name = "jobs"
+
+urlpatterns = [
+    path("", views.job_list, name="job_list"),
+    path("<int:pk>/", views.job_detail, name="job_detail"),
+    path("<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
+    path("<int:pk>/retry/", views.job_retry, name="job_retry"),
+    path("new/training/", views.training_new, name="training_new"),
+    path("new/generation/<int:version_id>/", views.generation_new, name="generation_new"),
+    path("compare/<int:version_id>/", views.compare_new, name="compare_new"),
+]

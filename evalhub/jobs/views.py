@@ -1,0 +1,114 @@
+"""Researcher pages for jobs: list, launch forms, the live job page, cancel/retry, compare."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from evalhub.accounts.decorators import permission_page
+from evalhub.catalog.models import ModelVersion
+from evalhub.jobs import selectors, services
+from evalhub.jobs.forms import GenerationForm, TrainingForm
+from evalhub.jobs.models import Job
+
+
+@permission_page("jobs.view_job")
+def job_list(request):
+    services.jobs_reap_stale()
+    return render(request, "jobs/job_list.html", {"jobs": selectors.jobs_recent()})
+
+
+@permission_page("jobs.view_job")
+def job_detail(request, pk: int):
+    services.jobs_reap_stale()
+    job = get_object_or_404(
+        Job.objects.select_related("model_version", "produced_version", "source_study"), pk=pk
+    )
+    return render(request, "jobs/job_detail.html", {"job": job})
+
+
+@permission_page("jobs.add_job")
+def training_new(request):
+    initial = {k: request.GET[k] for k in ("study", "base_version") if k in request.GET}
+    form = TrainingForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = services.training_launch(
+                user=request.user,
+                base_version=data["base_version"],
+                study=data["study"],
+                sft_data=data["sft_data"],
+                version_name=data["version_name"],
+                options={k: data[k] for k in services.TRAINING_OPTIONS if k in data},
+            )
+        except services.JobRejected as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Training job #{job.pk} queued.")
+            return redirect("jobs:job_detail", pk=job.pk)
+    return render(request, "jobs/job_form.html", {"form": form, "title": "Train a model version"})
+
+
+@permission_page("jobs.add_job")
+def generation_new(request, version_id: int):
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    form = GenerationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.generation_launch(user=request.user, model_version=version, **form.cleaned_data)
+        except services.JobRejected as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Generation job #{job.pk} queued.")
+            return redirect("jobs:job_detail", pk=job.pk)
+    return render(
+        request, "jobs/job_form.html", {"form": form, "title": f"Generate images with {version.name}"}
+    )
+
+
+@permission_page("jobs.add_job")
+def compare_new(request, version_id: int):
+    """One action: A/B (flaws, appeal) and alignment studies against the parent, after generation."""
+    version = get_object_or_404(ModelVersion.objects.select_related("parent"), pk=version_id)
+    form = GenerationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            outcome = services.comparison_request(user=request.user, version=version, **form.cleaned_data)
+        except services.JobRejected as exc:
+            form.add_error(None, str(exc))
+        else:
+            if outcome["job"] is not None:
+                messages.success(request, f"Generating first (job #{outcome['job'].pk}); the studies follow.")
+                return redirect("jobs:job_detail", pk=outcome["job"].pk)
+            messages.success(request, "Created " + "; ".join(s.name for s in outcome["studies"]) + ".")
+            return redirect("annotate:study_list")
+    parent = version.parent.name if version.parent else "its parent"
+    return render(
+        request, "jobs/job_form.html", {"form": form, "title": f"Compare {version.name} with {parent}"}
+    )
+
+
+@require_POST
+@permission_page("jobs.change_job")
+def job_cancel(request, pk: int):
+    try:
+        job = services.job_cancel(get_object_or_404(Job, pk=pk))
+    except services.JobRejected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"Job #{job.pk}: {'cancelled' if job.is_finished else 'stopping at the next step'}."
+        )
+    return redirect("jobs:job_detail", pk=pk)
+
+
+@require_POST
+@permission_page("jobs.add_job")
+def job_retry(request, pk: int):
+    try:
+        job = services.job_retry(get_object_or_404(Job, pk=pk), user=request.user)
+    except services.JobRejected as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:job_detail", pk=pk)
+    messages.success(request, f"Job #{job.pk} queued again as a retry.")
+    return redirect("jobs:job_detail", pk=job.pk)
