@@ -59,7 +59,14 @@ def model_version_detail(request, pk: int):
     return render(
         request,
         "catalog/model_version_detail.html",
-        {"model": model, "lineage": model.lineage(), "children": model.children.all()},
+        {
+            "model": model,
+            "lineage": model.lineage(),
+            "children": model.children.all(),
+            "final_metrics": {
+                k: f"{v:.4g}" if isinstance(v, float) else v for k, v in model.final_metrics.items()
+            },
+        },
     )
 
 

@@ -37,6 +37,7 @@ class JobMonitor:
         self.lines = deque(job.log_tail.splitlines(), maxlen=LOG_LINES)
         self.metrics_path: Path | None = None
         self.step, self.total = job.progress_step, job.progress_total
+        self.loss: float | None = None
         self._last_logged_step = 0
         self._cancel = threading.Event()
         self._stop = threading.Event()
@@ -68,21 +69,21 @@ class JobMonitor:
         finally:
             connection.close()  # this thread's own connection
 
-    def _read_metrics(self) -> None:
-        if self.metrics_path is None or not self.metrics_path.is_file():
-            return
-        lines = self.metrics_path.read_text().splitlines()
-        if not lines:
-            return
-        last = json.loads(lines[-1])
-        if "step" in last and "loss" in last:
-            self.step = last["step"]
-            if self.step != self._last_logged_step:
-                self._last_logged_step = self.step
-                self.log(f"step {self.step}/{self.total} loss {last['loss']:.5g}")
+    def catch_up(self) -> None:
+        """Take progress and loss from the trainer's ``metrics.jsonl`` (last line) and log
+        them when they moved."""
+        if self.metrics_path is not None and self.metrics_path.is_file():
+            lines = self.metrics_path.read_text().splitlines()
+            last = json.loads(lines[-1]) if lines else {}
+            if "step" in last and "loss" in last:
+                self.step, self.loss = last["step"], last["loss"]
+        if self.step != self._last_logged_step:
+            self._last_logged_step = self.step
+            loss = f" loss {self.loss:.5g}" if self.loss is not None else ""
+            self.log(f"{'step' if self.metrics_path else 'progress'} {self.step}/{self.total}{loss}")
 
     def beat(self) -> None:
-        self._read_metrics()
+        self.catch_up()
         with self._lock:
             tail = "\n".join(self.lines)
         Job.objects.filter(pk=self.job_id).update(
@@ -162,6 +163,7 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
     monitor.set_progress(0, config.max_steps)
     monitor.log(f"training {config.method} ({config.loss_space}) from {base.name}, {config.max_steps} steps")
     result = train(config, should_stop=monitor.cancel_requested)
+    monitor.catch_up()  # the last step's line, before the closing lines of the log
     name = job.config.get("version_name") or f"{base.name}-{config.method}-job{job.pk}"
     with transaction.atomic():
         version = ModelVersion.objects.create(

@@ -20,9 +20,10 @@
     const sy = (v) => h - pad - ((v - y0) / (y1 - y0)) * (h - 2 * pad);
     const ns = "http://www.w3.org/2000/svg";
     svg.replaceChildren();
-    const label = (text, x, y) => {
+    const label = (text, x, y, color) => {
       const t = document.createElementNS(ns, "text");
       t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("font-size", "11");
+      if (color) t.setAttribute("fill", color);
       t.textContent = text; svg.appendChild(t);
     };
     label(y1.toPrecision(3), 2, pad); label(y0.toPrecision(3), 2, h - pad);
@@ -34,19 +35,25 @@
       line.setAttribute("points", pts.join(" "));
       line.setAttribute("fill", "none"); line.setAttribute("stroke", color); line.setAttribute("stroke-width", "1.5");
       svg.appendChild(line);
-      label(key, pad + 90 * i, 12);
+      label(key, pad + 90 * i, 12, color);
     });
   }
 
+  const time = (iso) => (iso ? new Date(iso).toTimeString().slice(0, 8) : "—");
+
   function update(job) {
     $("job-state").textContent = job.state;
+    // The heartbeat writes progress every few seconds; the metrics are read live.
+    const metrics = job.metrics || [];
+    const step = Math.max(job.progress_step, metrics.length ? metrics[metrics.length - 1].step : 0);
     const bar = $("job-progress");
-    bar.max = job.progress_total || 1; bar.value = job.progress_step;
-    $("job-progress-text").textContent = job.progress_step + " / " + job.progress_total;
+    bar.max = job.progress_total || 1; bar.value = step;
+    $("job-progress-text").textContent = step + " / " + job.progress_total;
+    $("job-times").textContent = time(job.started_at) + " / " + time(job.finished_at);
     $("job-log").textContent = job.log_tail;
     $("job-worker").textContent = job.worker || "—";
     if (job.error) { $("job-error").hidden = false; $("job-error").textContent = job.error; }
-    drawChart(job.metrics || []);
+    drawChart(metrics);
   }
 
   async function poll() {
