@@ -40,24 +40,18 @@ def demo_studies_seed() -> list[str]:
         if not Study.objects.filter(name=name).exists():
             study_create(name=name, kind=kind, prompt_set=prompt_set, model_versions=_models(model_names))
             created.append(name)
-    name, model_names = SIMULATED_STUDY
-    if not Study.objects.filter(name=name).exists():
-        study = study_create(
-            name=name, kind=Study.Kind.AB, prompt_set=prompt_set, model_versions=_models(model_names)
-        )
-        _simulate_votes(study)
-        study.status = Study.Status.CLOSED
-        study.save(update_fields=["status"])
-        created.append(name)
-    name, model_names = SIMULATED_BEST_WORST
-    if not Study.objects.filter(name=name).exists():
-        study = study_create(
-            name=name, kind=Study.Kind.BEST_WORST, prompt_set=prompt_set, model_versions=_models(model_names)
-        )
-        _simulate_best_worst(study)
-        study.status = Study.Status.CLOSED
-        study.save(update_fields=["status"])
-        created.append(name)
+    simulated = (
+        (SIMULATED_STUDY, Study.Kind.AB, _simulate_votes),
+        (SIMULATED_BEST_WORST, Study.Kind.BEST_WORST, _simulate_best_worst),
+    )
+    for (name, model_names), kind, simulate in simulated:
+        if not Study.objects.filter(name=name).exists():
+            models = _models(model_names)
+            study = study_create(name=name, kind=kind, prompt_set=prompt_set, model_versions=models)
+            simulate(study)
+            study.status = Study.Status.CLOSED
+            study.save(update_fields=["status"])
+            created.append(name)
     return created
 
 

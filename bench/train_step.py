@@ -40,34 +40,19 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from training.models import TextConditioning, vae_scale_factor  # noqa: E402
 from training.objective import StepModels, StepSettings, step_loss  # noqa: E402
+from training.tiny import RESOLUTION, TINY_UNET, TINY_VAE  # noqa: E402
 from training.trainer import step_generator  # noqa: E402
 
 SIZES = {
-    "tiny": {
-        "resolution": 64,
-        "text": (77, 32),
-        "unet": dict(
-            sample_size=32,
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=32,
-            attention_head_dim=8,
-        ),
-        "vae": dict(
-            block_out_channels=(32, 64),
-            down_block_types=("DownEncoderBlock2D",) * 2,
-            up_block_types=("UpDecoderBlock2D",) * 2,
-            latent_channels=4,
-        ),
-    },
+    "tiny": {"resolution": RESOLUTION, "text": (77, 32), "unet": TINY_UNET, "vae": TINY_VAE},
     "sd15-256": {
         "resolution": 256,
         "text": (77, 768),
         # Stable Diffusion 1.5's U-Net (860M parameters) and VAE configs.
         "unet": dict(
             sample_size=64,
+            in_channels=4,
+            out_channels=4,
             block_out_channels=(320, 640, 1280, 1280),
             layers_per_block=2,
             down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
@@ -76,6 +61,8 @@ SIZES = {
             attention_head_dim=8,
         ),
         "vae": dict(
+            in_channels=3,
+            out_channels=3,
             block_out_channels=(128, 256, 512, 512),
             down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4,
@@ -102,8 +89,8 @@ def build(size: str, device, decoder_checkpointing: bool):
     spec = SIZES[size]
     torch.manual_seed(0)
     with torch.device(device):
-        unet = UNet2DConditionModel(in_channels=4, out_channels=4, **spec["unet"])
-        vae = AutoencoderKL(in_channels=3, out_channels=3, **spec["vae"])
+        unet = UNet2DConditionModel(**spec["unet"])
+        vae = AutoencoderKL(**spec["vae"])
     vae.requires_grad_(False).eval()
     if decoder_checkpointing:
         vae.enable_gradient_checkpointing()

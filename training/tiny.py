@@ -26,6 +26,27 @@ from training.models import FAMILIES
 
 RESOLUTION = 64
 LATENT_SIZE = 32  # the tiny VAE halves each side once
+# The architectures at toy width; bench/train_step.py times them too.
+TINY_UNET = dict(
+    sample_size=LATENT_SIZE,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    cross_attention_dim=32,
+    attention_head_dim=8,
+)
+TINY_VAE = dict(
+    block_out_channels=(32, 64),
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 2,
+    up_block_types=("UpDecoderBlock2D",) * 2,
+    latent_channels=4,
+    sample_size=RESOLUTION,
+)
 
 
 def _scheduler() -> DDIMScheduler:
@@ -42,15 +63,7 @@ def _scheduler() -> DDIMScheduler:
 
 
 def _vae() -> AutoencoderKL:
-    return AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        sample_size=RESOLUTION,
-    )
+    return AutoencoderKL(**TINY_VAE)
 
 
 def _clip_tokenizer() -> CLIPTokenizer:
@@ -81,17 +94,7 @@ def tiny_unet_pipeline() -> StableDiffusionPipeline:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    unet = UNet2DConditionModel(
-        sample_size=LATENT_SIZE,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-    )
+    unet = UNet2DConditionModel(**TINY_UNET)
     return StableDiffusionPipeline(
         vae=_vae(),
         text_encoder=text_encoder,

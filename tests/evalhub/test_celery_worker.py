@@ -3,12 +3,12 @@ filesystem broker and on Redis. Worker and producer are separate processes, as i
 
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from evalhub.env import subprocess_env
+from tests.workers import celery_worker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,42 +17,6 @@ def django_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     return subprocess_env(
         DJANGO_SETTINGS_MODULE="evalhub.settings", DEBUG="1", EVALHUB_VAR_DIR=str(var_dir), **overrides
     )
-
-
-@contextmanager
-def celery_worker(env: dict[str, str], log: Path):
-    """A `celery worker` process for the duration of the block."""
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "evalhub",
-                "worker",
-                "--pool=solo",
-                "--loglevel=info",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                "test@%h",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield worker
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
 
 
 def check_worker(env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:

@@ -6,10 +6,7 @@ the embedded default (SQLite file database, server-less filesystem broker).
 """
 
 import signal
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,8 +19,8 @@ from evalhub.celery import app
 from evalhub.env import subprocess_env
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
+from tests.workers import celery_worker
 
-REPO = Path(__file__).resolve().parents[2]
 HEARTBEAT_TIMEOUT = 4
 
 
@@ -68,27 +65,6 @@ def _drop_connections():
     app.amqp._producer_pool = None
 
 
-@contextmanager
-def celery_worker(env: dict, log: Path):
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "evalhub", "worker", "-Q", "celery,gpu",
-             "--pool=solo", "--loglevel=info", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "-n", "jobs@%h"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            yield worker
-        finally:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
-
-
 @pytest.fixture
 def worker_env(broker, settings, media_root, jobs_dir):
     settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT = HEARTBEAT_TIMEOUT
@@ -127,7 +103,7 @@ def researcher_client(alice) -> APIClient:
 def run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, tmp_path):
     client = researcher_client(alice)
     log = tmp_path / "worker.log"
-    with celery_worker(worker_env, log):
+    with celery_worker(worker_env, log, queues="celery,gpu", name="jobs@%h"):
         launched = client.post(
             "/api/jobs/training/",
             {"base_version": base_version.pk, "study": preference_study.pk, "method": "simpo",
@@ -196,7 +172,7 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_with_a_reason(
 ):
     client = researcher_client(alice)
     log = tmp_path / "worker.log"
-    with celery_worker(worker_env, log) as worker:
+    with celery_worker(worker_env, log, queues="celery,gpu", name="jobs@%h") as worker:
         launched = client.post(
             "/api/jobs/training/",
             {"base_version": base_version.pk, "study": preference_study.pk, "max_steps": 100000},
