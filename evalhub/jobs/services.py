@@ -250,8 +250,17 @@ def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> 
 def comparison_request(*, user, version: ModelVersion, prompt_set: PromptSet, **generation) -> dict:
     """The "compare with parent" action: studies now if the images exist, else a generation
     job that creates them when it finishes."""
-    has_images = GeneratedImage.objects.filter(model_version=version, prompt__prompt_set=prompt_set).exists()
-    if has_images:
+    def has_images(model):
+        return GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set).exists()
+
+    if version.parent is None:
+        raise JobRejected(f"model version {version.name} has no parent to compare with")
+    if not has_images(version.parent):
+        raise JobRejected(
+            f"the parent {version.parent.name} has no images for prompt set {prompt_set.name!r}; "
+            "generate or import them first"
+        )
+    if has_images(version):
         return {"studies": comparison_create(user=user, version=version, prompt_set=prompt_set), "job": None}
     job = generation_launch(
         user=user, model_version=version, prompt_set=prompt_set, compare_after=True, **generation
