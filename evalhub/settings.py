@@ -174,6 +174,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StudyStatusEnum": "annotate.models.Study.Status",
         "StudyKindEnum": "annotate.models.Study.Kind",
+        "JobKindEnum": "evalhub.jobs.models.Job.Kind",
+        "JobStateEnum": "evalhub.jobs.models.Job.State",
     },
 }
 

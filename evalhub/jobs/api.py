@@ -62,28 +62,29 @@ class JobListApi(JobsAPIView):
         return Response(JobSerializer(selectors.jobs_recent(), many=True).data)
 
 
-class TrainingLaunchApi(JobsAPIView):
-    class InputSerializer(serializers.Serializer):
-        base_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
-        study = serializers.PrimaryKeyRelatedField(
-            queryset=Study.objects.all(), required=False, allow_null=True
-        )
-        sft_data = serializers.CharField(required=False, allow_blank=True, default="")
-        version_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-        method = serializers.ChoiceField(["sft", "dpo", "simpo"], default="simpo")
-        loss_space = serializers.ChoiceField(["latent", "pixel", "latent+pixel"], default="latent+pixel")
-        pixel_weight = serializers.FloatField(required=False, allow_null=True)
-        beta = serializers.FloatField(required=False, allow_null=True)
-        max_steps = serializers.IntegerField(default=100)
-        batch_size = serializers.IntegerField(default=1)
-        learning_rate = serializers.FloatField(default=1e-5)
-        mixed_precision = serializers.ChoiceField(["no", "fp16", "bf16"], default="no")
-        lora_rank = serializers.IntegerField(default=0)
-        seed = serializers.IntegerField(default=0)
+class TrainingLaunchInputSerializer(serializers.Serializer):
+    base_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
+    study = serializers.PrimaryKeyRelatedField(
+        queryset=Study.objects.all(), required=False, allow_null=True
+    )
+    sft_data = serializers.CharField(required=False, allow_blank=True, default="")
+    version_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    method = serializers.ChoiceField(["sft", "dpo", "simpo"], default="simpo")
+    loss_space = serializers.ChoiceField(["latent", "pixel", "latent+pixel"], default="latent+pixel")
+    pixel_weight = serializers.FloatField(required=False, allow_null=True)
+    beta = serializers.FloatField(required=False, allow_null=True)
+    max_steps = serializers.IntegerField(default=100)
+    batch_size = serializers.IntegerField(default=1)
+    learning_rate = serializers.FloatField(default=1e-5)
+    mixed_precision = serializers.ChoiceField(["no", "fp16", "bf16"], default="no")
+    lora_rank = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0)
 
-    @extend_schema(request=InputSerializer, responses={201: JobSerializer})
+
+class TrainingLaunchApi(JobsAPIView):
+    @extend_schema(request=TrainingLaunchInputSerializer, responses={201: JobSerializer})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = TrainingLaunchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         options = {k: data[k] for k in services.TRAINING_OPTIONS if k in data}
@@ -98,7 +99,7 @@ class TrainingLaunchApi(JobsAPIView):
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
-class GenerationInput(serializers.Serializer):
+class GenerationOptionsSerializer(serializers.Serializer):
     prompt_set = serializers.PrimaryKeyRelatedField(queryset=PromptSet.objects.all())
     images_per_prompt = serializers.IntegerField(default=5, min_value=1, max_value=64)
     steps = serializers.IntegerField(default=50, min_value=1, max_value=1000)
@@ -106,14 +107,15 @@ class GenerationInput(serializers.Serializer):
     seed = serializers.IntegerField(default=0, min_value=0)
 
 
-class GenerationLaunchApi(JobsAPIView):
-    class InputSerializer(GenerationInput):
-        model_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
-        compare_after = serializers.BooleanField(default=False)
+class GenerationLaunchInputSerializer(GenerationOptionsSerializer):
+    model_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
+    compare_after = serializers.BooleanField(default=False)
 
-    @extend_schema(request=InputSerializer, responses={201: JobSerializer})
+
+class GenerationLaunchApi(JobsAPIView):
+    @extend_schema(request=GenerationLaunchInputSerializer, responses={201: JobSerializer})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = GenerationLaunchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job = services.generation_launch(user=request.user, **serializer.validated_data)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
@@ -141,11 +143,8 @@ class JobRetryApi(JobsAPIView):
 
 
 class CompareWithParentApi(JobsAPIView):
-    class InputSerializer(GenerationInput):
-        pass
-
     @extend_schema(
-        request=InputSerializer,
+        request=GenerationOptionsSerializer,
         responses=inline_serializer(
             "Comparison",
             {
@@ -156,7 +155,7 @@ class CompareWithParentApi(JobsAPIView):
     )
     def post(self, request, version_id: int):
         version = get_object_or_404(ModelVersion, pk=version_id)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = GenerationOptionsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcome = services.comparison_request(user=request.user, version=version, **serializer.validated_data)
         job = outcome["job"]
