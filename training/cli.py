@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         except (TrainingDiverged, TrainingCancelled) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except (FileNotFoundError, ValueError) as exc:
+            # Bad data, model folder or checkpoint: say what, without a traceback.
+            args.subparser.error(str(exc))
         from accelerate import PartialState
 
         summary = {

@@ -183,17 +183,12 @@ class _Run:
         denoiser = self.denoiser
         reference = None
         if c.lora_rank:
-            from peft import LoraConfig
+            from diffusers.training_utils import cast_training_params
 
-            denoiser.requires_grad_(False)
-            denoiser.add_adapter(
-                LoraConfig(
-                    r=c.lora_rank,
-                    lora_alpha=c.lora_alpha,
-                    init_lora_weights="gaussian",
-                    target_modules=LORA_TARGETS,
-                )
-            )
+            # The frozen base can sit in the mixed-precision dtype; the adapters train in fp32.
+            _place(denoiser.requires_grad_(False), acc.device, weight_dtype)
+            denoiser.add_adapter(_lora_config(c))
+            cast_training_params(denoiser, dtype=torch.float32)
         elif c.method == "dpo":
             reference = _place(copy.deepcopy(denoiser).requires_grad_(False).eval(), acc.device, weight_dtype)
         if c.gradient_checkpointing:
@@ -418,6 +413,19 @@ class _Run:
         self.accelerator.load_state(str(folder))
         return int(state["step"])
 
+    def _merged_lora(self, trained, subfolder: str):
+        """The start model's denoiser, freshly loaded in fp32, with the trained adapters fused
+        in: the base weights keep their full precision even if training held them in bf16."""
+        from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+        adapters = get_peft_model_state_dict(trained)
+        merged = type(trained).from_pretrained(self.config.model, subfolder=subfolder)
+        merged.add_adapter(_lora_config(self.config))
+        set_peft_model_state_dict(merged, {k: v.float().cpu() for k, v in adapters.items()})
+        merged.fuse_lora()
+        merged.unload_lora()
+        return merged
+
     def _save_final(self, step: int, metrics: dict) -> Path:
         acc = self.accelerator
         acc.wait_for_everyone()
@@ -427,10 +435,9 @@ class _Run:
         denoiser = acc.unwrap_model(self.models.denoiser)
         if self.ema is not None:
             self.ema.copy_to(self.params)
-        if self.config.lora_rank:
-            denoiser.fuse_lora()
-            denoiser.unload_lora()
         subfolder = "unet" if self.family == "unet" else "transformer"
+        if self.config.lora_rank:
+            denoiser = self._merged_lora(denoiser, subfolder)
         if final.exists():
             shutil.rmtree(final)
         shutil.copytree(self.config.model, final, ignore=shutil.ignore_patterns(subfolder))
@@ -445,6 +452,14 @@ class _Run:
         }
         (final / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
         return final
+
+
+def _lora_config(c: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=c.lora_rank, lora_alpha=c.lora_alpha, init_lora_weights="gaussian", target_modules=LORA_TARGETS
+    )
 
 
 def train(config: TrainConfig, *, should_stop: Callable[[], bool] | None = None) -> TrainResult:

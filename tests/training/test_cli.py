@@ -93,3 +93,16 @@ def test_an_invalid_option_exits_2_with_the_reason(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--model", "m", "--data", "d", "--output-dir", "o", "--beta", "-1"])
     assert exit_info.value.code == 2 and "beta must be positive" in capsys.readouterr().err
+
+
+def test_bad_data_or_checkpoint_exit_2_with_the_reason(tiny_models, pairs_folder, tmp_path, capsys):
+    base = ["train", "--model", str(tiny_models["unet"]), "--output-dir", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "--data", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2 and "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--data", str(tmp_path), "--max-steps", "1"])
+    assert "holds none of pairs.jsonl" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--data", str(pairs_folder), "--resume", "latest"])
+    assert "holds no checkpoint" in capsys.readouterr().err

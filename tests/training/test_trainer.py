@@ -206,9 +206,23 @@ def test_sft_on_captioned_images_with_ema_warmup_and_accumulation(tiny_models, s
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
 
 
-def test_bf16_mixed_precision_runs_on_cpu(tiny_models, pairs_folder, tmp_path):
-    run(tiny_models, pairs_folder, tmp_path, method="simpo", mixed_precision="bf16", max_steps=1)
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_bf16_mixed_precision_runs_on_cpu(tiny_models, pairs_folder, tmp_path, lora_rank):
+    result = run(
+        tiny_models,
+        pairs_folder,
+        tmp_path,
+        method="dpo",
+        mixed_precision="bf16",
+        max_steps=1,
+        lora_rank=lora_rank,
+    )
     assert math.isfinite(metrics(tmp_path)[0]["loss"])
+    trained = load_file(result.final_model / "unet/diffusion_pytorch_model.safetensors")
+    base = load_file(tiny_models["unet"] / "unet/diffusion_pytorch_model.safetensors")
+    assert {t.dtype for t in trained.values()} == {torch.float32}
+    if lora_rank:  # the frozen base ran in bf16, but the saved weights outside the adapters are the originals
+        assert all(torch.equal(base[k], trained[k]) for k in base if "attn" not in k)
 
 
 def test_pixel_crop_approximation_runs(tiny_models, pairs_folder, tmp_path):
