@@ -14,6 +14,7 @@
 
 import json
 import threading
+import time
 import traceback
 from collections import deque
 from pathlib import Path
@@ -40,6 +41,7 @@ class JobMonitor:
         self.loss: float | None = None
         self._last_logged_step = 0
         self._cancel = threading.Event()
+        self._last_cancel_check = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=f"job-{job.pk}-heartbeat", daemon=True)
@@ -52,6 +54,13 @@ class JobMonitor:
         self.step, self.total = step, total
 
     def cancel_requested(self) -> bool:
+        """Polled by the trainer after every step: a cancel takes effect at the next step
+        (the flag is read at most once a second, besides the heartbeat's reads)."""
+        now = time.monotonic()
+        if not self._cancel.is_set() and now - self._last_cancel_check >= 1.0:
+            self._last_cancel_check = now
+            if Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
+                self._cancel.set()
         return self._cancel.is_set()
 
     def start(self) -> None:
