@@ -204,6 +204,11 @@ def _free_name(base: str) -> str:
     return name
 
 
+def _has_images(model: ModelVersion, prompt_set: PromptSet) -> bool:
+    """Whether ``model`` has any generated image for a prompt of ``prompt_set``."""
+    return GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set).exists()
+
+
 def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> list[Study]:
     """An A/B study (visual flaws and appeal) of ``version`` (A) against its parent (B), and a
     text-alignment study over both where the prompts have questions."""
@@ -214,53 +219,42 @@ def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> 
     if parent is None:
         raise JobRejected(f"model version {version.name} has no parent to compare with")
     for model in (version, parent):
-        if not GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set).exists():
+        if not _has_images(model, prompt_set):
             raise JobRejected(
                 f"{model.name} has no images for prompt set {prompt_set.name!r}; generate them first"
             )
-    studies = []
+    kinds = [(Study.Kind.AB, f"{version.name} vs {parent.name}: flaws and appeal")]
+    if prompt_set.prompts.filter(questions__isnull=False).exists():
+        kinds.append((Study.Kind.ALIGNMENT, f"{version.name} and {parent.name}: text alignment"))
     try:
         with transaction.atomic():
-            studies.append(
+            return [
                 study_create(
-                    name=_free_name(f"{version.name} vs {parent.name}: flaws and appeal"),
-                    kind=Study.Kind.AB,
+                    name=_free_name(name),
+                    kind=kind,
                     prompt_set=prompt_set,
                     model_versions=[version, parent],
                     created_by=user,
                     skip_incomplete=True,
                 )
-            )
-            if prompt_set.prompts.filter(questions__isnull=False).exists():
-                studies.append(
-                    study_create(
-                        name=_free_name(f"{version.name} and {parent.name}: text alignment"),
-                        kind=Study.Kind.ALIGNMENT,
-                        prompt_set=prompt_set,
-                        model_versions=[version, parent],
-                        created_by=user,
-                        skip_incomplete=True,
-                    )
-                )
+                for kind, name in kinds
+            ]
     except AnnotationError as exc:
-        raise JobRejected(str(exc)) from exc
-    return studies
+        raise JobRejected(exc.message) from exc
 
 
 def comparison_request(*, user, version: ModelVersion, prompt_set: PromptSet, **generation) -> dict:
     """The "compare with parent" action: studies now if the images exist, else a generation
     job that creates them when it finishes."""
-    def has_images(model):
-        return GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set).exists()
-
-    if version.parent is None:
+    parent = version.parent
+    if parent is None:
         raise JobRejected(f"model version {version.name} has no parent to compare with")
-    if not has_images(version.parent):
+    if not _has_images(parent, prompt_set):
         raise JobRejected(
-            f"the parent {version.parent.name} has no images for prompt set {prompt_set.name!r}; "
+            f"the parent {parent.name} has no images for prompt set {prompt_set.name!r}; "
             "generate or import them first"
         )
-    if has_images(version):
+    if _has_images(version, prompt_set):
         return {"studies": comparison_create(user=user, version=version, prompt_set=prompt_set), "job": None}
     job = generation_launch(
         user=user, model_version=version, prompt_set=prompt_set, compare_after=True, **generation
