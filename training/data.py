@@ -5,8 +5,9 @@ Pair sources (``dpo``/``simpo``, and ``sft`` on the winners):
 - the web app's preference export: a folder with ``pairs.jsonl`` (``prompt``, ``winner``,
   ``loser`` as paths relative to the folder) and ``images/``, or such a ``.jsonl`` alone;
 - a Pick-a-Pic v2 style ``.parquet`` (``caption``, ``jpg_0``, ``jpg_1`` image bytes,
-  ``label_0``, ``label_1``, optional ``has_label``). Tied rows (label 0.5 each) and rows
-  without a label are skipped, never counted as a win. Image bytes are read one row
+  ``label_0``, ``label_1``, optional ``has_label``). Tied rows (label 0.5 each), rows
+  with ``has_label`` false and rows missing either label are skipped, never counted as a
+  win. Image bytes are read one row
   group at a time, so a large file is not loaded whole.
 
 Captioned images (``sft``): a folder with ``metadata.jsonl`` (the Hugging Face
@@ -111,7 +112,9 @@ def _pairs_from_parquet(path: Path) -> list[PairRow]:
     wanted = ["caption", "label_0", "label_1"] + (["has_label"] if "has_label" in columns else [])
     table = parquet.read(columns=wanted).to_pandas()
     labelled = table["has_label"].fillna(False).astype(bool) if "has_label" in table else True
-    decided = labelled & (table["label_0"] != table["label_1"])
+    # Both labels must be present: NaN != NaN, so a row missing one would pass as decided.
+    present = table["label_0"].notna() & table["label_1"].notna()
+    decided = labelled & present & (table["label_0"] != table["label_1"])
     return [
         PairRow(str(row.caption), i, i, winner_column=0 if row.label_0 > row.label_1 else 1)
         for i, row in zip(table.index[decided], table[decided].itertuples(index=False), strict=True)

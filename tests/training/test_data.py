@@ -62,6 +62,34 @@ def test_pick_a_pic_parquet_skips_ties_and_unlabelled_rows(tmp_path):
     assert second["loser"][:, 0, 0].tolist() == [1.0, -1.0, -1.0]
 
 
+def test_pick_a_pic_parquet_skips_rows_missing_a_label(tmp_path):
+    """A row with a null label is not a decided pair, though NaN != NaN."""
+    red, blue = png_bytes((255, 0, 0)), png_bytes((0, 0, 255))
+    table = pa.table(
+        {
+            "caption": ["both missing", "first missing", "second missing", "decided"],
+            "jpg_0": [red] * 4,
+            "jpg_1": [blue] * 4,
+            "label_0": [None, None, 1.0, 0.0],
+            "label_1": [None, 0.0, None, 1.0],
+            "has_label": [True] * 4,
+        },
+        schema=pa.schema(
+            [
+                ("caption", pa.string()),
+                ("jpg_0", pa.binary()),
+                ("jpg_1", pa.binary()),
+                ("label_0", pa.float64()),
+                ("label_1", pa.float64()),
+                ("has_label", pa.bool_()),
+            ]
+        ),
+    )
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    data = PreferencePairs(tmp_path / "pairs.parquet", 8)
+    assert [(row.caption, row.winner_column) for row in data.rows] == [("decided", 1)]
+
+
 def test_parquet_without_the_pick_a_pic_columns_is_refused(tmp_path):
     pq.write_table(pa.table({"caption": ["x"]}), tmp_path / "bad.parquet")
     with pytest.raises(DataError, match="missing column"):
