@@ -195,16 +195,12 @@ class CaptionedImages(Dataset):
         self.source = _locate(Path(path))
         self.resolution = resolution
         self._pairs = None
-        if self.source.name == "pairs.jsonl" or self.source.suffix == ".parquet" or self._looks_like_pairs():
+        if self.source.suffix == ".parquet" or _lists_pairs(self.source):
             self._pairs = PreferencePairs(self.source, resolution)
         else:
             self.rows = _images_from_jsonl(self.source)
             if not self.rows:
                 raise DataError(f"{self.source} lists no image")
-
-    def _looks_like_pairs(self) -> bool:
-        first = _jsonl(self.source)[:1]
-        return bool(first) and "winner" in first[0][1]
 
     def __len__(self):
         return len(self._pairs) if self._pairs is not None else len(self.rows)
@@ -217,16 +213,47 @@ class CaptionedImages(Dataset):
         return {"caption": caption, "image": image_tensor(path, self.resolution)}
 
 
+def _lists_pairs(source: Path) -> bool:
+    """Whether a .jsonl lists preference pairs (``winner``/``loser``) rather than captioned images."""
+    if source.name == "pairs.jsonl":
+        return True
+    first = _jsonl(source)[:1]
+    return bool(first) and "winner" in first[0][1]
+
+
+def _listed_images(source: Path) -> list[Path]:
+    """Every image a .jsonl refers to, once each, in the order listed."""
+    if _lists_pairs(source):
+        paths = [path for row in _pairs_from_jsonl(source) for path in (row.winner, row.loser)]
+    else:
+        paths = [path for _, path in _images_from_jsonl(source)]
+    return list(dict.fromkeys(paths))
+
+
+def _file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
+
+
 def data_fingerprint(path: str | Path) -> str:
-    """The content hash a run records: the export's own hash where it wrote one, else sha256 of the file."""
+    """The content hash a run records, which changes whenever a listed image does.
+
+    The export's own hash where its ``manifest.json`` holds one (it covers the images);
+    else sha256 over the file's digest and, for a ``.jsonl``, the digest of every image it
+    lists (a Parquet file holds its image bytes itself).
+    """
     source = _locate(Path(path))
     manifest = source.parent / "manifest.json"
     if manifest.is_file():
         recorded = json.loads(manifest.read_text()).get("content_hash")
         if recorded:
             return recorded
-    digest = hashlib.sha256()
-    with source.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    if source.suffix != ".jsonl":
+        return _file_digest(source).hex()
+    digest = hashlib.sha256(_file_digest(source))
+    for image in _listed_images(source):
+        digest.update(_file_digest(image))
     return digest.hexdigest()

@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -147,3 +148,14 @@ def test_fingerprint_prefers_the_export_manifest(pairs_folder, tmp_path):
     (tmp_path / "pairs.jsonl").write_text((pairs_folder / "pairs.jsonl").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps({"content_hash": "abc123"}))
     assert data_fingerprint(tmp_path) == "abc123"
+
+
+@pytest.mark.parametrize("source", ["sft", "pairs"])
+def test_fingerprint_changes_when_a_listed_image_changes(sft_folder, pairs_folder, tmp_path, source):
+    """Without an export manifest the hash covers the image bytes, not only the .jsonl."""
+    folder = shutil.copytree(sft_folder if source == "sft" else pairs_folder, tmp_path / "data")
+    before = data_fingerprint(folder)
+    assert data_fingerprint(folder) == before
+    image = folder / ("0.png" if source == "sft" else "images/0l.png")
+    write_image(image, seed=999)
+    assert data_fingerprint(folder) != before
