@@ -36,6 +36,41 @@ def _broadcast(alpha_bar: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return alpha_bar.float().reshape(-1, *([1] * (like.dim() - 1)))
 
 
+def _check_target(target: str) -> None:
+    if target not in PIXEL_TARGETS:
+        raise ValueError(f"pixel target must be one of {PIXEL_TARGETS}, got {target!r}")
+
+
+def _noised(latents: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor):
+    """(z, z_t, √ᾱ, √(1−ᾱ)) in fp32, broadcast like ``latents``.
+
+    z and ε are detached: they are data, so no gradient may reach whoever produced them
+    (the VAE encoder, a noise sampler); only the prediction is trained.
+    """
+    a = _broadcast(alpha_bar, latents)
+    z, eps = latents.detach().float(), noise.detach().float()
+    return z, a.sqrt() * z + (1 - a).sqrt() * eps, a.sqrt(), (1 - a).sqrt()
+
+
+def pixel_target(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    latents: torch.Tensor,
+    noise: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    target: str = "x_t",
+) -> torch.Tensor:
+    """The target side of :func:`pixel_error`, decoded without gradient: ``[B, 3, H, W]``.
+
+    D(√ᾱ·z + √(1−ᾱ)·ε) for ``target="x_t"`` (eq. 2), D(z) for ``target="x_0"`` (eq. 8). A
+    caller comparing several predictions with one target (DPO's model and reference)
+    decodes it once here and passes it to :func:`pixel_error` as ``target_pixels``.
+    """
+    _check_target(target)
+    z, z_t, _, _ = _noised(latents, noise, alpha_bar)
+    with torch.no_grad():
+        return decode(z_t if target == "x_t" else z)
+
+
 def pixel_error(
     decode: Callable[[torch.Tensor], torch.Tensor],
     latents: torch.Tensor,
@@ -43,6 +78,7 @@ def pixel_error(
     noise_pred: torch.Tensor,
     alpha_bar: torch.Tensor,
     target: str = "x_t",
+    target_pixels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Squared pixel-space error per sample, shape ``[B]``.
 
@@ -54,26 +90,24 @@ def pixel_error(
     - ``target="x_0"`` (eq. 8, the ablation): the prediction is carried back to t = 0,
       D((z_t − √(1−ᾱ)·ε_θ)/√ᾱ), and compared with D(z).
 
-    The target is decoded without gradient, and the prediction side is decoded in one call
-    so a batched decoder runs once; gradients reach ``noise_pred`` only (freeze the VAE's
-    weights with ``requires_grad_(False)`` so none are computed for it).
+    The target is decoded without gradient (or taken from ``target_pixels``, the output
+    of :func:`pixel_target` for the same arguments, so it is decoded once for several
+    predictions), and the prediction side is decoded in one call so a batched decoder
+    runs once. Gradients reach ``noise_pred`` only: ``latents`` and ``noise`` are
+    detached; freeze the VAE's weights with ``requires_grad_(False)`` so none are computed
+    for it.
     """
-    if target not in PIXEL_TARGETS:
-        raise ValueError(f"pixel target must be one of {PIXEL_TARGETS}, got {target!r}")
-    a = _broadcast(alpha_bar, latents)
-    z, eps, eps_pred = latents.float(), noise.float(), noise_pred.float()
-    sqrt_a, sqrt_1ma = a.sqrt(), (1 - a).sqrt()
+    _check_target(target)
+    z, z_t, sqrt_a, sqrt_1ma = _noised(latents, noise, alpha_bar)
+    eps_pred = noise_pred.float()
     if target == "x_t":
-        target_latents = sqrt_a * z + sqrt_1ma * eps
         pred_latents = sqrt_a * z + sqrt_1ma * eps_pred
     else:
-        z_t = sqrt_a * z + sqrt_1ma * eps
-        target_latents = z
         pred_latents = (z_t - sqrt_1ma * eps_pred) / sqrt_a
-    with torch.no_grad():
-        target_pixels = decode(target_latents)
+    if target_pixels is None:
+        target_pixels = pixel_target(decode, latents, noise, alpha_bar, target)
     pred_pixels = decode(pred_latents)
-    return per_sample_mean((target_pixels.float() - pred_pixels.float()) ** 2)
+    return per_sample_mean((target_pixels.detach().float() - pred_pixels.float()) ** 2)
 
 
 def dpo_loss(

@@ -6,9 +6,10 @@ timesteps, pixel crop) comes from the generator passed in, which the trainer see
 (seed, step, micro-step, process): a resumed run draws exactly what an uninterrupted one
 would.
 
-Costs, by design (see ``bench/train_step.py``): the target images are decoded without
-gradient, each side of the pixel error is one batched decoder call over winners and
-losers together, and the VAE's weights are frozen so no weight gradient is computed.
+Costs, by design (see ``bench/train_step.py``): the target images are decoded once per
+step, without gradient, and shared by the model's and (DPO) the reference's pixel errors;
+each decode is one batched call over winners and losers together; and the VAE's weights
+are frozen so no weight gradient is computed.
 """
 
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from training.losses import dpo_loss, latent_error, pixel_error, simpo_loss
+from training.losses import dpo_loss, latent_error, pixel_error, pixel_target, simpo_loss
 from training.models import TextConditioning, denoiser_output, vae_decode, vae_encode
 from training.prediction import noise_prediction
 
@@ -99,19 +100,20 @@ def noise_pred(models: StepModels, denoiser, z_t, timesteps, text, alpha_bar) ->
     return noise_prediction(raw, z_t, alpha_bar.to(raw.device), models.prediction_type)
 
 
-def step_loss(
-    models: StepModels,
-    settings: StepSettings,
-    pixels: torch.Tensor,
-    text: TextConditioning,
-    generator: torch.Generator,
-    paired: bool,
-) -> StepLoss:
-    """The loss of one micro-batch.
+@dataclass
+class _Noised:
+    """A micro-batch's clean latents, its noise and timesteps, and the noisy latents."""
 
-    ``pixels`` is ``[B, 3, H, W]`` for SFT, or winners then losers, ``[2B, 3, H, W]``, for a
-    preference method; ``text`` holds the B captions' conditioning.
-    """
+    latents: torch.Tensor  # z, [N, C, h, w]
+    noise: torch.Tensor  # ε, [N, C, h, w]
+    timesteps: torch.Tensor  # [N]
+    alpha_bar: torch.Tensor  # ᾱ_t, [N]
+    z_t: torch.Tensor  # √ᾱ·z + √(1−ᾱ)·ε, [N, C, h, w]
+
+
+def _noise(models: StepModels, settings: StepSettings, pixels, generator, paired: bool) -> _Noised:
+    """Encode the images and noise them; a pair's loser shares its winner's timestep, and
+    its noise unless ``share_noise`` is off, so the pair differs only in the image."""
     device = pixels.device
     with torch.no_grad(), _full_precision(device):
         latents = vae_encode(models.vae, pixels, generator=generator).float()
@@ -126,47 +128,58 @@ def step_loss(
     alpha_bar = models.alphas_cumprod.to(device)[timesteps].float()
     a = alpha_bar.reshape(-1, 1, 1, 1)
     z_t = a.sqrt() * latents + (1 - a).sqrt() * noise
-    text_all = _repeat_text(text, n // b)
+    return _Noised(latents, noise, timesteps, alpha_bar, z_t)
 
-    eps = noise_pred(models, models.denoiser, z_t.to(_dtype(models.denoiser)), timesteps, text_all, alpha_bar)
-    use_latent = settings.loss_space in ("latent", "latent+pixel")
-    use_pixel = settings.loss_space in ("pixel", "latent+pixel")
-    window = _crop_window(latents, settings.pixel_crop, generator) if use_pixel else None
+
+def _pixel_term(models: StepModels, settings: StepSettings, noised: _Noised, generator):
+    """The pixel error (eq. 2, or eq. 8) of a noise prediction, as a function; None when the
+    loss space has no pixel term.
+
+    The crop window is drawn and the target decoded here, once per step: the model's and
+    the reference's predictions are compared with the same target pixels.
+    """
+    if settings.loss_space not in ("pixel", "latent+pixel"):
+        return None
+    device = noised.latents.device
+    window = _crop_window(noised.latents, settings.pixel_crop, generator)
+    latents, noise = _cropped(noised.latents, window), _cropped(noised.noise, window)
 
     def decode(z):
         # The VAE runs in its own dtype (fp32 or bf16), outside fp16 autocast, where it overflows.
         with _full_precision(device):
             return vae_decode(models.vae, z)
 
+    target = pixel_target(decode, latents, noise, noised.alpha_bar, settings.pixel_target)
+
     def pixel(eps_hat):
         return pixel_error(
             decode,
-            _cropped(latents, window),
-            _cropped(noise, window),
+            latents,
+            noise,
             _cropped(eps_hat, window),
-            alpha_bar,
+            noised.alpha_bar,
             settings.pixel_target,
+            target_pixels=target,
         )
 
+    return pixel
+
+
+def _errors(settings: StepSettings, eps: torch.Tensor, noise: torch.Tensor, pixel) -> dict:
+    """Per-sample errors ``[N]`` of the noise prediction ``eps``, one per term of the loss."""
     errors = {}
-    if use_latent:
+    if settings.loss_space in ("latent", "latent+pixel"):
         errors["latent"] = latent_error(eps, noise)
-    if use_pixel:
+    if pixel is not None:
         errors["pixel"] = pixel(eps)
+    return errors
 
-    if settings.method == "sft":
-        parts = {k: e.mean() for k, e in errors.items()}
-        return StepLoss(_combine(parts, settings.pixel_weight), parts.get("latent"), parts.get("pixel"))
 
-    ref_errors = {}
-    if settings.method == "dpo":
-        with torch.no_grad():
-            eps_ref = models.reference(z_t.to(_dtype(models.denoiser)), timesteps, text_all).float()
-            if use_latent:
-                ref_errors["latent"] = latent_error(eps_ref, noise)
-            if use_pixel:
-                ref_errors["pixel"] = pixel(eps_ref)
+def _preference(settings: StepSettings, errors: dict, ref_errors: dict | None) -> StepLoss:
+    """DPO (eq. 4, against ``ref_errors``) or SimPO (eq. 5, eq. 6) per term, combined by eq. 7.
 
+    ``errors`` hold winners then losers, ``[2B]`` each.
+    """
     parts, margins, logits = {}, {}, {}
     for key, err in errors.items():
         beta = settings.beta if key == "latent" else settings.pixel_beta
@@ -184,6 +197,38 @@ def step_loss(
     return StepLoss(
         _combine(parts, settings.pixel_weight), parts.get("latent"), parts.get("pixel"), margins, logits
     )
+
+
+def step_loss(
+    models: StepModels,
+    settings: StepSettings,
+    pixels: torch.Tensor,
+    text: TextConditioning,
+    generator: torch.Generator,
+    paired: bool,
+) -> StepLoss:
+    """The loss of one micro-batch: eq. 3 (SFT), or eq. 4 / eq. 7 (DPO / SimPO).
+
+    ``pixels`` is ``[B, 3, H, W]`` for SFT, or winners then losers, ``[2B, 3, H, W]``, for a
+    preference method; ``text`` holds the B captions' conditioning. With a pixel term the
+    decoder runs once without gradient on the target, once with gradient on the model's
+    prediction and, for DPO, once without gradient on the reference's.
+    """
+    noised = _noise(models, settings, pixels, generator, paired)
+    text_all = _repeat_text(text, 2 if paired else 1)
+    z_t = noised.z_t.to(_dtype(models.denoiser))
+    eps = noise_pred(models, models.denoiser, z_t, noised.timesteps, text_all, noised.alpha_bar)
+    pixel = _pixel_term(models, settings, noised, generator)
+    errors = _errors(settings, eps, noised.noise, pixel)
+    if settings.method == "sft":
+        parts = {k: e.mean() for k, e in errors.items()}
+        return StepLoss(_combine(parts, settings.pixel_weight), parts.get("latent"), parts.get("pixel"))
+    ref_errors = None
+    if settings.method == "dpo":
+        with torch.no_grad():
+            eps_ref = models.reference(z_t, noised.timesteps, text_all).float()
+            ref_errors = _errors(settings, eps_ref, noised.noise, pixel)
+    return _preference(settings, errors, ref_errors)
 
 
 def _combine(parts: dict, pixel_weight: float) -> torch.Tensor:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from training.losses import dpo_loss, implicit_accuracy, latent_error, pixel_error, simpo_loss
+from training.losses import dpo_loss, implicit_accuracy, latent_error, pixel_error, pixel_target, simpo_loss
 
 
 def test_latent_error_is_the_per_sample_mean_of_squares():
@@ -52,16 +52,39 @@ def test_pixel_error_rejects_an_unknown_target():
         )
 
 
-def test_pixel_gradient_flows_into_the_prediction_not_the_target_or_the_decoder():
+@pytest.mark.parametrize("target", ["x_t", "x_0"])
+def test_pixel_gradient_flows_into_the_prediction_only(target):
+    """Neither the latents, the noise nor the frozen decoder get a gradient, for eq. 2 and eq. 8."""
     decoder = torch.nn.Conv2d(4, 3, 3, padding=1)
     decoder.requires_grad_(False)
-    latents = torch.randn(2, 4, 5, 5)
+    latents = torch.randn(2, 4, 5, 5, requires_grad=True)
     noise = torch.randn(2, 4, 5, 5, requires_grad=True)
     pred = torch.randn(2, 4, 5, 5, requires_grad=True)
-    pixel_error(decoder, latents, noise, pred, torch.tensor([0.5, 0.7])).sum().backward()
+    pixel_error(decoder, latents, noise, pred, torch.tensor([0.5, 0.7]), target=target).sum().backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
-    assert noise.grad is None  # the target side is decoded without gradient
+    assert latents.grad is None
+    assert noise.grad is None
     assert all(p.grad is None for p in decoder.parameters())
+
+
+@pytest.mark.parametrize("target", ["x_t", "x_0"])
+def test_a_precomputed_target_gives_the_same_error_without_decoding_it_again(target):
+    """``target_pixels`` from ``pixel_target`` replaces the target decode, value unchanged."""
+    calls = []
+
+    def decode(z):
+        calls.append(torch.is_grad_enabled())
+        return double(z)
+
+    latents, noise, pred = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    alpha_bar = torch.tensor([0.3, 0.9])
+    plain = pixel_error(decode, latents, noise, pred, alpha_bar, target=target)
+    assert calls == [False, True]  # the target without gradient, then the prediction
+    calls.clear()
+    target_pixels = pixel_target(decode, latents, noise, alpha_bar, target=target)
+    again = pixel_error(decode, latents, noise, pred, alpha_bar, target=target, target_pixels=target_pixels)
+    assert calls == [False, True]
+    assert torch.equal(again, plain)
 
 
 def test_dpo_loss_by_hand():
