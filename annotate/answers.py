@@ -14,16 +14,31 @@ AB_CHOICES = ("left", "tie", "right", "reject")
 _YES_NO = {"yes": True, "no": False, "true": True, "false": False}
 
 
-def answer_clean(task: Task, answer: object, *, image_count: int | None = None) -> dict:
-    """The answer in stored form, or ``InvalidInput`` saying what is wrong."""
+def answer_clean(task: Task, answer: object) -> dict:
+    """``answer`` to ``task`` in stored form, or ``InvalidInput`` saying what is wrong."""
+    kind = task.study.kind
+    return answer_check(
+        kind,
+        answer,
+        image_count=task.task_images.count() if kind == Study.Kind.BEST_WORST else 0,
+        question_ids=(
+            frozenset(task.prompt.questions.values_list("pk", flat=True))
+            if kind == Study.Kind.ALIGNMENT
+            else frozenset()
+        ),
+    )
+
+
+def answer_check(kind: str, answer: object, *, image_count: int, question_ids: frozenset[int]) -> dict:
+    """The same check from what it needs: the task's kind, its number of images
+    (best/worst) and its questions (alignment)."""
     if not isinstance(answer, dict):
         raise InvalidInput(errors.ANSWER_NOT_OBJECT)
-    kind = task.study.kind
     if kind == Study.Kind.BEST_WORST:
-        return _best_worst(answer, image_count if image_count is not None else task.task_images.count())
+        return _best_worst(answer, image_count)
     if kind == Study.Kind.AB:
         return _ab(answer)
-    return _alignment(answer, set(task.prompt.questions.values_list("pk", flat=True)))
+    return _alignment(answer, question_ids)
 
 
 def _fields(answer: dict, kind: str, fields: tuple[str, ...]) -> None:
@@ -49,7 +64,7 @@ def _ab(answer: dict) -> dict:
     return {"choice": answer["choice"]}
 
 
-def _alignment(answer: dict, question_ids: set[int]) -> dict:
+def _alignment(answer: dict, question_ids: frozenset[int]) -> dict:
     _fields(answer, "text-alignment", ("answers",))
     raw = answer["answers"]
     if not isinstance(raw, dict):

@@ -4,12 +4,13 @@ validates its input, calls one service or selector, and shapes the output."""
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate import selectors
 from annotate.assignment import (
-    annotator_progress,
     assignments_next,
     lease_heartbeat,
     lease_report_image,
@@ -32,16 +33,19 @@ class AnnotationAPIView(APIView):
         return super().handle_exception(exc)
 
 
-def _progress(study, user) -> dict:
-    return selectors.progress_payload(annotator_progress(study=study, annotator=user))
+class AnnotatorAPIView(AnnotationAPIView):
+    """The labeling page's calls: annotators only, JSON in and out (no browsable pages,
+    no form parsing on the hot path)."""
+
+    permission_classes = [IsAnnotator]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
 
 
 # ---------------------------------------------------------------- annotators
 
 
-class AnnotatorStudyListApi(AnnotationAPIView):
-    permission_classes = [IsAnnotator]
-
+class AnnotatorStudyListApi(AnnotatorAPIView):
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         name = serializers.CharField()
@@ -82,9 +86,7 @@ ProgressSerializer = inline_serializer(
 )
 
 
-class NextAssignmentsApi(AnnotationAPIView):
-    permission_classes = [IsAnnotator]
-
+class NextAssignmentsApi(AnnotatorAPIView):
     class InputSerializer(serializers.Serializer):
         count = serializers.IntegerField(min_value=1, max_value=3, default=1)
 
@@ -94,22 +96,22 @@ class NextAssignmentsApi(AnnotationAPIView):
 
     @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request, study_id: int):
-        study = get_object_or_404(Study, pk=study_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        leases = assignments_next(study=study, annotator=request.user, count=data.validated_data["count"])
-        payload = {
-            "assignments": [
-                selectors.assignment_payload(lease) for lease in selectors.leases_with_content(leases)
-            ],
-            "progress": _progress(study, request.user),
-        }
-        return Response(self.OutputSerializer(payload).data)
+        result = assignments_next(
+            study_id=study_id, annotator=request.user, count=data.validated_data["count"]
+        )
+        # Built from an allow-list already (selectors.assignment_payloads); the serializer
+        # above documents the shape.
+        return Response(
+            {
+                "assignments": selectors.assignment_payloads(result.leases),
+                "progress": selectors.progress_payload(result.progress),
+            }
+        )
 
 
-class SubmitApi(AnnotationAPIView):
-    permission_classes = [IsAnnotator]
-
+class SubmitApi(AnnotatorAPIView):
     class InputSerializer(serializers.Serializer):
         client_id = serializers.UUIDField()
         answer = serializers.JSONField()
@@ -123,19 +125,16 @@ class SubmitApi(AnnotationAPIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = judgment_submit(token=token, annotator=request.user, **data.validated_data)
-        payload = {
-            "status": "recorded" if result.created else "duplicate",
-            "progress": _progress(result.judgment.task.study, request.user),
-        }
         return Response(
-            self.OutputSerializer(payload).data,
+            {
+                "status": "recorded" if result.created else "duplicate",
+                "progress": selectors.progress_payload(result.progress),
+            },
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
 
-class HeartbeatApi(AnnotationAPIView):
-    permission_classes = [IsAnnotator]
-
+class HeartbeatApi(AnnotatorAPIView):
     @extend_schema(
         request=None, responses=inline_serializer("Heartbeat", {"expires_at": serializers.DateTimeField()})
     )
@@ -144,18 +143,14 @@ class HeartbeatApi(AnnotationAPIView):
         return Response({"expires_at": lease.expires_at})
 
 
-class SkipApi(AnnotationAPIView):
-    permission_classes = [IsAnnotator]
-
+class SkipApi(AnnotatorAPIView):
     @extend_schema(request=None, responses=inline_serializer("Skipped", {"status": serializers.CharField()}))
     def post(self, request, token: str):
         lease_skip(token=token, annotator=request.user)
         return Response({"status": "skipped"})
 
 
-class ReportApi(AnnotationAPIView):
-    permission_classes = [IsAnnotator]
-
+class ReportApi(AnnotatorAPIView):
     class InputSerializer(serializers.Serializer):
         position = serializers.IntegerField(min_value=0)
         reason = serializers.CharField(max_length=500, allow_blank=True, default="")

@@ -5,23 +5,28 @@ Invariant, for every task at every moment: judgments + unexpired active leases â
 the task (``SELECT â€¦ FOR UPDATE``; PostgreSQL skips rows another annotator is locking,
 SQLite serializes writers with IMMEDIATE transactions), so no task is over-served.
 
-Order: tasks closest to N first, so a study's items reach N before new ones open; ties
-are broken by a random per-task key, so the order says nothing about prompt or model.
+Order: the most answered tasks first, so a study's items reach N before new ones open;
+ties are broken by a random per-task key, so the order says nothing about prompt or model.
+
+The statements every annotator request makes are written out in SQL (``evalhub.sql``).
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Func, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from annotate import errors
 from annotate.errors import Conflict, NotFound
-from annotate.models import ImageReport, Judgment, Lease, Study, Task, TaskImage
+from annotate.models import ImageReport, Lease, Study, Task, TaskImage, new_token
+from evalhub import sql
 
 MAX_BATCH = 3
-CANDIDATES = 8  # tasks looked at per lease; more only matters under heavy contention
+# Tries per lease: one fails only while other transactions hold the candidates' locks or
+# fill the picked task first, so a second try almost always succeeds.
+ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -30,71 +35,151 @@ class Progress:
     remaining: int
 
 
-def study_check_open(study: Study) -> None:
+@dataclass(frozen=True)
+class Assignments:
+    leases: list[Lease]
+    progress: Progress
+
+
+def _check_open(status: str) -> None:
     """Raise the annotator-facing error for a study that hands out no work."""
-    if study.status == Study.Status.PAUSED:
+    if status == Study.Status.PAUSED:
         raise Conflict(errors.STUDY_PAUSED)
-    if study.status == Study.Status.CLOSED:
+    if status == Study.Status.CLOSED:
         raise Conflict(errors.STUDY_CLOSED)
 
 
-def assignments_next(*, study: Study, annotator, count: int = 1, now: datetime | None = None) -> list[Lease]:
-    """Up to ``count`` tasks leased to ``annotator``: the ones already held, then new ones."""
-    study_check_open(study)
+def assignments_next(*, study_id: int, annotator, count: int = 1, now: datetime | None = None) -> Assignments:
+    """Up to ``count`` tasks leased to ``annotator`` (the ones already held, then new ones),
+    and the annotator's progress in the study."""
     now = now or timezone.now()
     count = max(1, min(count, MAX_BATCH))
-    held = list(
-        Lease.objects.filter(
-            task__study=study, annotator=annotator, state=Lease.State.ACTIVE, expires_at__gt=now
-        ).order_by("shown_at", "pk")[:count]
-    )
+    rows = sql.fetch_all(STUDY_SQL, {"study": study_id, "me": annotator.pk, "now": _at(now), "limit": count})
+    if not rows:
+        raise NotFound(errors.UNKNOWN_STUDY)
+    status, overlap, lease_seconds, done, open_tasks, closed = rows[0][:6]
+    _check_open(status)
+    held = [_lease_from_row(row[6:], annotator) for row in rows if row[6] is not None]
     while len(held) < count:
-        lease = _lease_one(study, annotator, now)
+        lease = _lease_one(study_id, overlap, lease_seconds, annotator, now)
         if lease is None:
             break
         held.append(lease)
-    return held
+    # A new lease changes neither count: "closed" counts answered and skipped tasks only.
+    return Assignments(leases=held, progress=Progress(done=done, remaining=open_tasks - closed))
 
 
-def _lease_one(study: Study, annotator, now: datetime) -> Lease | None:
-    mine_closed = Lease.objects.filter(task=OuterRef("pk"), annotator=annotator).exclude(
-        state=Lease.State.ACTIVE, expires_at__lte=now
-    )
-    active = Count("leases", filter=Q(leases__state=Lease.State.ACTIVE, leases__expires_at__gt=now))
-    candidates = list(
-        Task.objects.filter(study=study, judgment_count__lt=study.overlap)
-        .exclude(Exists(mine_closed))
-        .annotate(fill=F("judgment_count") + active)
-        .filter(fill__lt=study.overlap)
-        .order_by("-fill", "order_key")
-        .values_list("pk", flat=True)[:CANDIDATES]
-    )
-    for task_id in candidates:
-        with transaction.atomic():
-            task = _lock_task(task_id)
-            if (
-                task is None
-                or task.judgment_count + task_active_leases(task, now, annotator) >= study.overlap
-            ):
-                continue
-            expires_at = now + timedelta(seconds=study.lease_seconds)
-            # Only an expired lease of ours can exist here: the candidates exclude the rest.
-            lease = Lease.objects.filter(task=task, annotator=annotator).first()
-            if lease is None:
-                return Lease.objects.create(
-                    task=task, annotator=annotator, shown_at=now, expires_at=expires_at
-                )
-            lease.state, lease.expires_at = Lease.State.ACTIVE, expires_at
-            lease.save(update_fields=["state", "expires_at"])
-            return lease
+# Tasks this annotator answered, open tasks, and the open ones this annotator answered or
+# skipped (remaining = open - closed): index lookups, not an anti-join over every task.
+PROGRESS_COLUMNS = """
+  (SELECT COUNT(*) FROM annotate_judgment j JOIN annotate_task t ON t.id = j.task_id
+   WHERE j.annotator_id = %(me)s AND t.study_id = s.id),
+  (SELECT COUNT(*) FROM annotate_task t
+   WHERE t.study_id = s.id AND t.judgment_count < s.overlap),
+  (SELECT COUNT(*) FROM annotate_lease l JOIN annotate_task t ON t.id = l.task_id
+   WHERE l.annotator_id = %(me)s AND l.state <> 'active'
+     AND t.study_id = s.id AND t.judgment_count < s.overlap)"""
+
+# The study's state, the annotator's progress and the leases they hold, in one read.
+STUDY_SQL = f"""
+SELECT s.status, s.overlap, s.lease_seconds, {PROGRESS_COLUMNS},
+  h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
+FROM annotate_study s LEFT JOIN (
+  SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
+  FROM annotate_lease l JOIN annotate_task t ON t.id = l.task_id
+  WHERE l.annotator_id = %(me)s AND l.state = 'active' AND l.expires_at > %(now)s
+    AND t.study_id = %(study)s
+  ORDER BY l.shown_at, l.id
+  LIMIT %(limit)s
+) h ON TRUE
+WHERE s.id = %(study)s
+ORDER BY h.shown_at, h.id
+"""
+
+
+# The next task for an annotator: one that still has room by this statement's view, that
+# they have not answered, skipped or already hold (an expired lease of theirs may be
+# renewed), the most answered first (breadth first), then by the random key. Walks the
+# queue index, so it costs the tasks passed over, not the size of the study.
+PICK_SQL = """
+SELECT t.id, t.judgment_count FROM annotate_task t
+WHERE t.study_id = %(study)s AND t.judgment_count < %(n)s
+  AND NOT EXISTS (
+    SELECT 1 FROM annotate_lease m
+    WHERE m.task_id = t.id AND m.annotator_id = %(me)s
+      AND NOT (m.state = 'active' AND m.expires_at <= %(now)s))
+  AND t.judgment_count + (
+    SELECT COUNT(*) FROM annotate_lease o
+    WHERE o.task_id = t.id AND o.state = 'active' AND o.expires_at > %(now)s) < %(n)s
+ORDER BY t.judgment_count DESC, t.order_key
+LIMIT 1"""
+
+# Pick, lock and lease in one statement. The lease is written only if the picked task
+# still has room counted afresh: on PostgreSQL the pick's view of the leases may predate
+# one committed just before the row lock was granted, so the count is taken by
+# annotate_live_leases(), a VOLATILE function whose query sees everything committed
+# (migration 0003); SQLite runs the statement under its write lock, so the inline count
+# is current. An expired lease of the annotator's own is renewed in place (same token).
+LEASE_SQL = """
+WITH pick AS ({pick}{lock})
+INSERT INTO annotate_lease (token, task_id, annotator_id, state, shown_at, expires_at)
+SELECT %(token)s, pick.id, %(me)s, 'active', %(now)s, %(expires)s FROM pick
+WHERE pick.judgment_count + {live_leases} < %(n)s
+ON CONFLICT (task_id, annotator_id) DO UPDATE SET expires_at = excluded.expires_at
+  WHERE annotate_lease.state = 'active'
+RETURNING id, token, task_id, state, shown_at, expires_at
+"""
+LIVE_LEASES_INLINE = """(
+    SELECT COUNT(*) FROM annotate_lease o
+    WHERE o.task_id = pick.id AND o.state = 'active' AND o.expires_at > %(now)s
+      AND o.annotator_id <> %(me)s)"""
+LIVE_LEASES_FRESH = "annotate_live_leases(pick.id, %(me)s, %(now)s)"
+
+
+@cache
+def _lease_sql(vendor: str) -> str:
+    if vendor == "postgresql":
+        return LEASE_SQL.format(pick=PICK_SQL, lock=" FOR UPDATE SKIP LOCKED", live_leases=LIVE_LEASES_FRESH)
+    return LEASE_SQL.format(pick=PICK_SQL, lock="", live_leases=LIVE_LEASES_INLINE)
+
+
+def _lease_one(study_id: int, overlap: int, lease_seconds: int, annotator, now: datetime) -> Lease | None:
+    params = {
+        "study": study_id,
+        "me": annotator.pk,
+        "n": overlap,
+        "now": _at(now),
+        "expires": _at(now + timedelta(seconds=lease_seconds)),
+        "token": new_token(),
+    }
+    for _ in range(ATTEMPTS):
+        with sql.one_statement_transaction():
+            row = sql.fetch_one(_lease_sql(connection.vendor), params)
+        if row is not None:
+            return _lease_from_row(row, annotator)
+        # Nothing leased: no task is left for this annotator, or (PostgreSQL) the picked
+        # one filled up before its lock was granted, or every candidate is locked by a
+        # transaction in flight; only the first ends the search.
+        if sql.fetch_one(PICK_SQL, params) is None:
+            return None
     return None
 
 
-def _lock_task(task_id: int) -> Task | None:
-    """The task row, locked until the transaction ends; None if another transaction
-    holds it (PostgreSQL), so the caller moves on to the next candidate."""
-    skip = connection.features.has_select_for_update_skip_locked
-    return Task.objects.select_for_update(skip_locked=skip).filter(pk=task_id).first()
+def _lease_from_row(row: tuple, annotator) -> Lease:
+    lease_id, token, task_id, state, shown_at, expires_at = row
+    return Lease(
+        id=lease_id,
+        token=token,
+        task_id=task_id,
+        annotator=annotator,
+        state=state,
+        shown_at=sql.aware(shown_at),
+        expires_at=sql.aware(expires_at),
+    )
+
+
+def _at(moment: datetime):
+    return sql.db_value(Lease, "expires_at", moment)
 
 
 def task_active_leases(task: Task, now: datetime, besides) -> int:
@@ -163,30 +248,13 @@ def lease_report_image(*, token: str, annotator, position: int, reason: str = ""
     return report
 
 
-def annotator_progress(*, study: Study, annotator) -> Progress:
-    """Tasks this annotator answered, and tasks still open to them, in one query.
-
-    Remaining = open tasks minus the open ones this annotator answered or skipped:
-    index lookups, cheaper than an anti-join over every task on each request.
-    """
-    open_tasks = Task.objects.filter(study=study, judgment_count__lt=study.overlap)
-    counts = (
-        Study.objects.filter(pk=study.pk)
-        .annotate(
-            done=_count(Judgment.objects.filter(task__study=study, annotator=annotator)),
-            open=_count(open_tasks),
-            closed=_count(
-                Lease.objects.filter(task__in=open_tasks, annotator=annotator).exclude(
-                    state=Lease.State.ACTIVE
-                )
-            ),
-        )
-        .values("done", "open", "closed")
-        .get()
+def annotator_progress(*, study_id: int, annotator) -> Progress:
+    """Tasks this annotator answered, and tasks still open to them, in one statement."""
+    row = sql.fetch_one(
+        f"SELECT {PROGRESS_COLUMNS} FROM annotate_study s WHERE s.id = %(study)s",
+        {"study": study_id, "me": annotator.pk},
     )
-    return Progress(done=counts["done"], remaining=counts["open"] - counts["closed"])
-
-
-def _count(queryset) -> Subquery:
-    """``SELECT COUNT(*)`` of ``queryset`` as a scalar subquery (a bare Func adds no GROUP BY)."""
-    return Subquery(queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n"))
+    if row is None:
+        raise NotFound(errors.UNKNOWN_STUDY)
+    done, open_tasks, closed = row
+    return Progress(done=done, remaining=open_tasks - closed)

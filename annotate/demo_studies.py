@@ -70,7 +70,7 @@ def _simulated_annotators():
 
 def _simulate_best_worst(study: Study) -> None:
     for user, rng in _simulated_annotators():
-        while leases := assignments_next(study=study, annotator=user):
+        while leases := assignments_next(study_id=study.pk, annotator=user).leases:
             lease = leases[0]
             # The image shown at each position is fixed per task, so the "true" pick is too.
             truth = random.Random(f"{study.pk}:{lease.task_id}")
@@ -90,7 +90,7 @@ def _simulate_best_worst(study: Study) -> None:
 def _simulate_votes(study: Study) -> None:
     model_a = study.study_models.get(role="A").model_version_id
     for user, rng in _simulated_annotators():
-        while leases := assignments_next(study=study, annotator=user):
+        while leases := assignments_next(study_id=study.pk, annotator=user).leases:
             lease = leases[0]
             outcome = rng.choices(list(SIMULATED_VOTES), weights=list(SIMULATED_VOTES.values()))[0]
             left_is_a = lease.task.task_images.get(position=0).image.model_version_id == model_a

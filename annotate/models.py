@@ -93,7 +93,9 @@ class Task(models.Model):
     class Meta:
         ordering = ["study", "key"]
         constraints = [models.UniqueConstraint(fields=["study", "key"], name="task_key_unique")]
-        indexes = [models.Index(fields=["study", "judgment_count", "order_key"], name="task_queue_idx")]
+        # The assignment queue's order (annotate.assignment.PICK_SQL): most answered first,
+        # then the random key, so a pick reads the index in order and stops early.
+        indexes = [models.Index(fields=["study", "-judgment_count", "order_key"], name="task_queue_idx")]
 
     def __str__(self) -> str:
         return f"{self.study.name}/{self.key}"
@@ -137,7 +139,11 @@ class Lease(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="lease_once_per_annotator")]
-        indexes = [models.Index(fields=["task", "state", "expires_at"], name="lease_active_idx")]
+        indexes = [
+            models.Index(fields=["task", "state", "expires_at"], name="lease_active_idx"),
+            # An annotator's live leases, without reading back through all they ever held.
+            models.Index(fields=["annotator", "state", "expires_at"], name="lease_annotator_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"lease {self.token} ({self.state})"

@@ -5,6 +5,10 @@ a double click, a retry after a network drop or a resent answer from local stora
 recognised and answered with the judgment already recorded. Under the task's row lock
 the judgment count is checked against N, and unique constraints on (task, annotator)
 and (annotator, client_id) back both rules in the database itself.
+
+Submitting is on every annotator's hot path, so its statements are written out in SQL
+(``evalhub.sql``): in one transaction, the lease read with the task's row lock, a fresh
+read once the lock is held, and the three writes.
 """
 
 import uuid
@@ -12,20 +16,64 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotate import errors
-from annotate.answers import answer_clean
-from annotate.assignment import lease_for, task_active_leases
-from annotate.errors import Conflict, InvalidInput
-from annotate.models import Judgment, Lease, Study, Task, TaskImage
+from annotate.answers import answer_check
+from annotate.assignment import PROGRESS_COLUMNS, Progress, annotator_progress
+from annotate.errors import Conflict, InvalidInput, NotFound
+from annotate.models import Judgment, Lease, Study
+from evalhub import sql
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     judgment: Judgment
     created: bool
+    progress: Progress
+
+
+# The lease with what checking the answer needs, and a judgment already recorded under
+# this client_id (a repeat); the task's row is locked until the transaction ends.
+LEASE_SQL = """
+SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id,
+  (SELECT COUNT(*) FROM annotate_taskimage ti WHERE ti.task_id = t.id),
+  j.id, j.task_id
+FROM annotate_lease l
+JOIN annotate_task t ON t.id = l.task_id
+JOIN annotate_study s ON s.id = t.study_id
+LEFT JOIN annotate_judgment j ON j.annotator_id = %(me)s AND j.client_id = %(client)s
+WHERE l.token = %(token)s AND l.annotator_id = %(me)s
+"""
+
+QUESTIONS_SQL = "SELECT id FROM catalog_alignmentquestion WHERE prompt_id = %(prompt)s"
+
+# Read again once the lock is held (the read that took it may predate a submission that
+# committed while it waited), with the annotator's progress before this answer.
+FRESH_SQL = f"""
+SELECT t.judgment_count, s.overlap, l.state, l.expires_at, j.id, j.task_id,
+  (SELECT COUNT(*) FROM annotate_lease o
+   WHERE o.task_id = t.id AND o.state = 'active' AND o.expires_at > %(now)s
+     AND o.annotator_id <> %(me)s),
+  (SELECT i.model_version_id FROM annotate_taskimage ti
+   JOIN catalog_generatedimage i ON i.id = ti.image_id
+   WHERE ti.task_id = t.id AND ti.position = 0),
+  {PROGRESS_COLUMNS}
+FROM annotate_task t
+JOIN annotate_study s ON s.id = t.study_id
+JOIN annotate_lease l ON l.id = %(lease)s
+LEFT JOIN annotate_judgment j ON j.annotator_id = %(me)s AND j.client_id = %(client)s
+WHERE t.id = %(task)s
+"""
+
+INSERT_SQL = """
+INSERT INTO annotate_judgment
+  (task_id, annotator_id, client_id, answer, left_model_id, shown_at, answered_at, source)
+VALUES (%(task)s, %(me)s, %(client)s, %(answer)s, %(left)s, %(shown)s, %(answered)s, 'web')
+RETURNING id
+"""
+COUNT_SQL = "UPDATE annotate_task SET judgment_count = judgment_count + 1 WHERE id = %(task)s"
+DONE_SQL = "UPDATE annotate_lease SET state = 'done' WHERE id = %(lease)s"
 
 
 def judgment_submit(
@@ -34,72 +82,96 @@ def judgment_submit(
     """Record ``answer`` for the task leased under ``token``; a repeat is not a new judgment."""
     now = now or timezone.now()
     client_id = _uuid(client_id)
-    lease = lease_for(token=token, annotator=annotator)
-    repeat = _repeat(annotator, client_id, lease)
-    if repeat is not None:
-        return repeat
-    study = lease.task.study
-    if study.status == Study.Status.CLOSED:
-        raise Conflict(errors.STUDY_CLOSED)
-    clean = answer_clean(lease.task, answer)
+    params = {
+        "token": token,
+        "me": annotator.pk,
+        "client": sql.db_value(Judgment, "client_id", client_id),
+        "now": sql.db_value(Lease, "expires_at", now),
+    }
     try:
         with transaction.atomic():
-            return _record(lease, study, annotator, client_id, clean, now)
+            return _submit(params, answer, annotator, client_id, now)
     except IntegrityError:
         # Either a concurrent attempt with the same client_id won the race (the same
         # answer), or a judgment for this task and annotator came from elsewhere (an
         # import): the database's unique constraints decide.
-        repeat = _repeat(annotator, client_id, lease)
+        repeat = Judgment.objects.filter(annotator=annotator, client_id=client_id).first()
         if repeat is None:
             raise Conflict(errors.ALREADY_ANSWERED) from None
-        return repeat
+        task_id = Lease.objects.values_list("task_id", flat=True).get(token=token)
+        return _repeat(repeat.pk, repeat.task_id, task_id=task_id, annotator=annotator)
 
 
-def _record(lease: Lease, study: Study, annotator, client_id, clean: dict, now: datetime) -> SubmitResult:
-    task = Task.objects.select_for_update().get(pk=lease.task_id)
-    repeat = _repeat(annotator, client_id, lease)
-    if repeat is not None:
-        return repeat
-    lease.refresh_from_db(fields=["state", "expires_at"])
-    if lease.state == Lease.State.DONE:
+def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: datetime) -> SubmitResult:
+    row = sql.fetch_one(LEASE_SQL + sql.lock_of("t"), params)
+    if row is None:
+        raise NotFound(errors.UNKNOWN_ASSIGNMENT)
+    lease_id, task_id, shown_at, study_id, kind, status, prompt_id, image_count, *repeat = row
+    if repeat[0] is not None:
+        return _repeat(*repeat, task_id=task_id, annotator=annotator)
+    if status == Study.Status.CLOSED:
+        raise Conflict(errors.STUDY_CLOSED)
+    clean = answer_check(
+        kind,
+        answer,
+        image_count=image_count,
+        question_ids=(
+            frozenset(qid for (qid,) in sql.fetch_all(QUESTIONS_SQL, {"prompt": prompt_id}))
+            if kind == Study.Kind.ALIGNMENT
+            else frozenset()
+        ),
+    )
+    params.update(lease=lease_id, task=task_id)
+    (taken, overlap, state, expires_at, *repeat, others_active, left_model_id, done, open_tasks, closed) = (
+        sql.fetch_one(FRESH_SQL, params)
+    )
+    if repeat[0] is not None:
+        return _repeat(*repeat, task_id=task_id, annotator=annotator)
+    if state == Lease.State.DONE:
         raise Conflict(errors.ALREADY_ANSWERED)
-    if lease.state == Lease.State.SKIPPED:
+    if state == Lease.State.SKIPPED:
         raise Conflict(errors.TASK_SKIPPED)
-    taken = task.judgment_count
-    if lease.expires_at <= now:
+    if sql.aware(expires_at) <= now:
         # The slot this lease reserved may have gone to someone else meanwhile.
-        taken += task_active_leases(task, now, annotator)
-    if taken >= study.overlap:
+        taken += others_active
+    if taken >= overlap:
         raise Conflict(errors.TASK_FULL)
-    judgment = Judgment.objects.create(
-        task=task,
+    left_model_id = left_model_id if kind == Study.Kind.AB else None
+    (judgment_id,) = sql.fetch_one(
+        INSERT_SQL,
+        {
+            **params,
+            "answer": sql.db_value(Judgment, "answer", clean),
+            "left": left_model_id,
+            "shown": shown_at,
+            "answered": params["now"],
+        },
+    )
+    sql.execute(COUNT_SQL, params)
+    sql.execute(DONE_SQL, params)
+    judgment = Judgment(
+        id=judgment_id,
+        task_id=task_id,
         annotator=annotator,
         client_id=client_id,
         answer=clean,
-        left_model_id=_left_model_id(task) if study.kind == Study.Kind.AB else None,
-        shown_at=lease.shown_at,
+        left_model_id=left_model_id,
+        shown_at=sql.aware(shown_at),
         answered_at=now,
     )
-    Task.objects.filter(pk=task.pk).update(judgment_count=F("judgment_count") + 1)
-    Lease.objects.filter(pk=lease.pk).update(state=Lease.State.DONE)
-    return SubmitResult(judgment=judgment, created=True)
+    # This answer moves its task from "remaining" to "done" for this annotator, whether
+    # the task stays open (now closed to them) or reaches N (no longer open).
+    progress = Progress(done=done + 1, remaining=open_tasks - closed - 1)
+    return SubmitResult(judgment=judgment, created=True, progress=progress)
 
 
-def _repeat(annotator, client_id: uuid.UUID, lease: Lease) -> SubmitResult | None:
-    judgment = Judgment.objects.filter(annotator=annotator, client_id=client_id).first()
-    if judgment is None:
-        return None
-    if judgment.task_id != lease.task_id:
+def _repeat(judgment_id: int, judgment_task_id: int, *, task_id: int, annotator) -> SubmitResult:
+    """The judgment already recorded under this client_id, if it answers this task."""
+    if judgment_task_id != task_id:
         raise Conflict(errors.CLIENT_ID_REUSED)
-    return SubmitResult(judgment=judgment, created=False)
-
-
-def _left_model_id(task: Task) -> int:
-    return (
-        TaskImage.objects.filter(task=task, position=0)
-        .values_list("image__model_version_id", flat=True)
-        .get()
-    )
+    judgment = Judgment.objects.select_related("task").get(pk=judgment_id)
+    progress = annotator_progress(study_id=judgment.task.study_id, annotator=annotator)
+    return SubmitResult(judgment=judgment, created=False, progress=progress)
 
 
 def _uuid(value) -> uuid.UUID:

@@ -67,6 +67,11 @@ def user_roles(user) -> frozenset[str]:
     return cached
 
 
+def user_roles_set(user, roles) -> None:
+    """Record the user's roles where they were read with the user (token authentication)."""
+    user._evalhub_roles = frozenset(roles)
+
+
 def user_is_researcher(user) -> bool:
     return user.is_authenticated and (user.is_superuser or RESEARCHERS in user_roles(user))
 

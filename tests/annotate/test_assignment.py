@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.assignment import (
+    Progress,
     annotator_progress,
     assignments_next,
     lease_heartbeat,
@@ -45,7 +46,7 @@ def test_it_leases_a_task_the_annotator_has_not_answered(study, annotators):
     """An answered task is never served to the same annotator again."""
     dana = annotators[0]
     seen = []
-    while leases := assignments_next(study=study, annotator=dana):
+    while leases := assignments_next(study_id=study.pk, annotator=dana).leases:
         seen.append(leases[0].task_id)
         answer(leases[0], dana)
     assert sorted(seen) == sorted(study.tasks.values_list("pk", flat=True))
@@ -53,15 +54,15 @@ def test_it_leases_a_task_the_annotator_has_not_answered(study, annotators):
 
 def test_a_held_lease_is_returned_again(study, annotators):
     """Reloading the page gives the same task back rather than a new one."""
-    first = assignments_next(study=study, annotator=annotators[0])
-    again = assignments_next(study=study, annotator=annotators[0])
+    first = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
+    again = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
     assert [lease.pk for lease in again] == [lease.pk for lease in first]
     assert Lease.objects.count() == 1
 
 
 def test_it_leases_up_to_count_tasks_for_preloading(study, annotators):
     """count=2 leases the current task and the next one."""
-    leases = assignments_next(study=study, annotator=annotators[0], count=2)
+    leases = assignments_next(study_id=study.pk, annotator=annotators[0], count=2).leases
     assert len({lease.task_id for lease in leases}) == 2
 
 
@@ -69,19 +70,19 @@ def test_no_task_is_held_by_more_than_n_annotators(study, annotators):
     """With N = 2 and three tasks, six annotators exhaust the leases; the seventh gets none."""
     counts = {}
     for annotator in annotators + [UserFactory(role="annotators")]:
-        for lease in assignments_next(study=study, annotator=annotator):
+        for lease in assignments_next(study_id=study.pk, annotator=annotator).leases:
             counts[lease.task_id] = counts.get(lease.task_id, 0) + 1
     assert sorted(counts.values()) == [2, 2, 2]
     late = UserFactory(role="annotators")
-    assert assignments_next(study=study, annotator=late) == []
+    assert assignments_next(study_id=study.pk, annotator=late).leases == []
 
 
 def test_partly_answered_tasks_are_finished_first(study, annotators):
     """A task with one answer is served before untouched ones."""
     dana, eve = annotators[:2]
-    (lease,) = assignments_next(study=study, annotator=dana)
+    (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
     answer(lease, dana)
-    (next_for_eve,) = assignments_next(study=study, annotator=eve)
+    (next_for_eve,) = assignments_next(study_id=study.pk, annotator=eve).leases
     assert next_for_eve.task_id == lease.task_id
 
 
@@ -91,7 +92,7 @@ def test_tasks_are_served_in_a_random_order_not_by_creation(prompt_set, model_a,
         name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a, model_b], overlap=1
     )
     served = []
-    while leases := assignments_next(study=study, annotator=annotators[0]):
+    while leases := assignments_next(study_id=study.pk, annotator=annotators[0]).leases:
         served.append(leases[0].task_id)
         lease_skip(token=leases[0].token, annotator=annotators[0])
     assert served == list(study.tasks.order_by("order_key").values_list("pk", flat=True))
@@ -102,27 +103,27 @@ def test_an_expired_lease_returns_the_task_to_the_pool(study, annotators):
     holders = annotators[:2]
     task_ids = set()
     for annotator in holders:
-        for lease in assignments_next(study=study, annotator=annotator, count=3):
+        for lease in assignments_next(study_id=study.pk, annotator=annotator, count=3).leases:
             task_ids.add(lease.task_id)
     later = timezone.now() + timedelta(seconds=61)
-    assert assignments_next(study=study, annotator=annotators[2]) == []
-    assert len(assignments_next(study=study, annotator=annotators[2], now=later)) == 1
+    assert assignments_next(study_id=study.pk, annotator=annotators[2]).leases == []
+    assert len(assignments_next(study_id=study.pk, annotator=annotators[2], now=later).leases) == 1
 
 
 def test_a_skipped_task_goes_back_to_the_pool_but_not_to_the_skipper(study, annotators):
     """Skip frees the slot for others and is remembered for the skipper."""
     dana = annotators[0]
-    (lease,) = assignments_next(study=study, annotator=dana)
+    (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
     lease_skip(token=lease.token, annotator=dana)
-    served_to_dana = [assignments_next(study=study, annotator=dana)[0].task_id]
+    served_to_dana = [assignments_next(study_id=study.pk, annotator=dana).leases[0].task_id]
     assert lease.task_id not in served_to_dana
     assert Lease.objects.get(pk=lease.pk).state == Lease.State.SKIPPED
-    assert annotator_progress(study=study, annotator=dana).remaining == 2
+    assert annotator_progress(study_id=study.pk, annotator=dana).remaining == 2
 
 
 def test_heartbeat_extends_the_lease(study, annotators):
     """A heartbeat moves the expiry forward by the lease time."""
-    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
     later = lease.expires_at - timedelta(seconds=10)
     extended = lease_heartbeat(token=lease.token, annotator=annotators[0], now=later)
     assert extended.expires_at == later + timedelta(seconds=60)
@@ -131,10 +132,10 @@ def test_heartbeat_extends_the_lease(study, annotators):
 def test_heartbeat_after_the_task_went_to_others_is_refused(study, annotators):
     """An expired lease whose slot was taken cannot be revived."""
     dana = annotators[0]
-    (lease,) = assignments_next(study=study, annotator=dana)
+    (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
     later = timezone.now() + timedelta(seconds=120)
     for annotator in annotators[1:3]:
-        for other in assignments_next(study=study, annotator=annotator, count=3, now=later):
+        for other in assignments_next(study_id=study.pk, annotator=annotator, count=3, now=later).leases:
             if other.task_id == lease.task_id:
                 break
     assert Lease.objects.filter(task_id=lease.task_id, state="active", expires_at__gt=later).count() == 2
@@ -146,25 +147,49 @@ def test_paused_and_closed_studies_hand_out_nothing(study, annotators):
     """Pausing stops new leases with a clear message; closing too."""
     study = study_update(study=study, status="paused")
     with pytest.raises(Conflict, match=errors.STUDY_PAUSED):
-        assignments_next(study=study, annotator=annotators[0])
+        assignments_next(study_id=study.pk, annotator=annotators[0])
     study = study_update(study=study, status="closed")
     with pytest.raises(Conflict, match=errors.STUDY_CLOSED):
-        assignments_next(study=study, annotator=annotators[0])
+        assignments_next(study_id=study.pk, annotator=annotators[0])
 
 
 def test_another_annotators_token_is_not_found(study, annotators):
     """Tokens are per annotator; someone else's is unknown to you."""
-    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
     with pytest.raises(NotFound, match=errors.UNKNOWN_ASSIGNMENT):
         lease_skip(token=lease.token, annotator=annotators[1])
 
 
 def test_reporting_a_broken_image_records_it_and_skips(study, annotators):
     """A report names the image at the position and frees the task."""
-    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
     report = lease_report_image(token=lease.token, annotator=annotators[0], position=1, reason="grey square")
     assert report.image == Task.objects.get(pk=lease.task_id).task_images.get(position=1).image
     assert ImageReport.objects.count() == 1
     assert Lease.objects.get(pk=lease.pk).state == Lease.State.SKIPPED
     with pytest.raises(NotFound):
         lease_report_image(token=lease.token, annotator=annotators[0], position=7)
+
+
+def test_next_and_submit_report_the_same_progress_as_a_fresh_count(study, annotators):
+    """The progress that next and submit return matches annotator_progress at every step:
+    answering, a task reaching N, a skip and a repeated submission."""
+    dana, eve = annotators[:2]
+
+    def fresh(annotator):
+        return annotator_progress(study_id=study.pk, annotator=annotator)
+
+    for annotator in (dana, eve, dana, eve):
+        result = assignments_next(study_id=study.pk, annotator=annotator)
+        assert result.progress == fresh(annotator)
+        lease, client_id = result.leases[0], uuid.uuid4()
+        submitted = judgment_submit(
+            token=lease.token, annotator=annotator, client_id=client_id, answer={"choice": "left"}
+        )
+        assert submitted.progress == fresh(annotator)
+    assert fresh(dana) == Progress(done=2, remaining=1)  # N = 2: two tasks are full
+    repeat = judgment_submit(token=lease.token, annotator=eve, client_id=client_id, answer={"choice": "left"})
+    assert not repeat.created and repeat.progress == fresh(eve) == Progress(done=2, remaining=1)
+    (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
+    lease_skip(token=lease.token, annotator=dana)
+    assert assignments_next(study_id=study.pk, annotator=dana).progress == Progress(done=2, remaining=0)

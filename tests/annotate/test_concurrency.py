@@ -7,14 +7,16 @@ import random
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
 from django.db.models import Count
+from django.utils import timezone
 
 from annotate.assignment import annotator_progress, assignments_next, lease_skip
 from annotate.errors import Conflict
-from annotate.models import Judgment, Study
+from annotate.models import Judgment, Lease, Study
 from annotate.services import study_create
 from annotate.submission import judgment_submit
 from evalhub.catalog.models import ModelVersion
@@ -43,10 +45,10 @@ def annotate_until_done(study_id: int, annotator, acknowledged: list, failures: 
         barrier.wait()
         study = Study.objects.get(pk=study_id)
         while True:
-            leases = assignments_next(study=study, annotator=annotator, count=rng.choice([1, 2]))
+            leases = assignments_next(study_id=study.pk, annotator=annotator, count=rng.choice([1, 2])).leases
             if not leases:
                 # Others hold the open slots; stay until nothing is left that we could answer.
-                if annotator_progress(study=study, annotator=annotator).remaining == 0:
+                if annotator_progress(study_id=study.pk, annotator=annotator).remaining == 0:
                     break
                 time.sleep(0.01)
                 continue
@@ -95,3 +97,37 @@ def test_racing_annotators_fill_every_task_exactly_to_n(race_study):
     assert sorted(acknowledged) == sorted(Judgment.objects.values_list("pk", flat=True))
     assert len(acknowledged) == PROMPTS * 2 * OVERLAP
     print(f"{connection.vendor}: {len(acknowledged)} judgments by {ANNOTATORS} racing annotators")
+
+
+def test_the_fresh_lease_count_sees_leases_committed_during_the_statement(race_study):
+    """annotate_live_leases() counts a lease committed after the calling statement began,
+    which the statement's own snapshot does not see (the lease race it closes)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes the lease statement; the function exists on PostgreSQL only")
+    task = race_study.tasks.first()
+    holder = UserFactory(username="holder", role="annotators")
+    started = threading.Event()
+
+    def commit_a_lease_meanwhile():
+        started.wait()
+        time.sleep(0.3)
+        now = timezone.now()
+        Lease.objects.create(task=task, annotator=holder, shown_at=now, expires_at=now + timedelta(minutes=5))
+        connections.close_all()
+
+    other = threading.Thread(target=commit_a_lease_meanwhile)
+    other.start()
+    with connection.cursor() as cursor:
+        started.set()
+        # The subquery behind OFFSET 0 sleeps before the outer select list is evaluated.
+        cursor.execute(
+            """
+            SELECT (SELECT COUNT(*) FROM annotate_lease WHERE task_id = %s),
+                   annotate_live_leases(%s, 0, now())
+            FROM (SELECT pg_sleep(1) OFFSET 0) AS pause
+            """,
+            [task.pk, task.pk],
+        )
+        stale, fresh = cursor.fetchone()
+    other.join()
+    assert (stale, fresh) == (0, 1)

@@ -64,7 +64,7 @@ def test_the_study_page_shows_progress_and_gold_accuracy(client, alice, annotato
         task_set_gold(study=study, task_key=task.key, answer={"positive": 0, "negative": 1})
     dana = annotators[0]
     for positive in (0, 0, 2):
-        (lease,) = assignments_next(study=study, annotator=dana)
+        (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
         judgment_submit(
             token=lease.token,
             annotator=dana,

@@ -169,7 +169,7 @@ def test_overlap_is_fixed_once_a_judgment_exists(prompt_set, model_a, annotators
     study = study_create(name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a])
     study = study_update(study=study, overlap=3)
     assert study.overlap == 3
-    (lease,) = assignments_next(study=study, annotator=annotators[0])
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
     judgment_submit(
         token=lease.token,
         annotator=annotators[0],

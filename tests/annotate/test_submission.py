@@ -38,7 +38,7 @@ def al(prompt_set, model_a):
 
 
 def lease_for(study, annotator, **kwargs):
-    return assignments_next(study=study, annotator=annotator, **kwargs)[0]
+    return assignments_next(study_id=study.pk, annotator=annotator, **kwargs).leases[0]
 
 
 def test_it_records_an_ab_judgment_with_the_left_model_server_side(ab, annotators):
@@ -86,7 +86,7 @@ def test_a_second_tab_cannot_answer_twice(ab, annotators):
 def test_a_client_id_cannot_be_reused_for_another_task(ab, annotators):
     """A client_id names one answer to one task."""
     dana = annotators[0]
-    first, second = assignments_next(study=ab, annotator=dana, count=2)
+    first, second = assignments_next(study_id=ab.pk, annotator=dana, count=2).leases
     client_id = uuid.uuid4()
     judgment_submit(token=first.token, annotator=dana, client_id=client_id, answer={"choice": "tie"})
     with pytest.raises(Conflict, match=errors.CLIENT_ID_REUSED):
@@ -214,7 +214,7 @@ def test_a_late_answer_to_a_full_task_is_refused(ab, annotators):
     late = timezone.now() + timedelta(minutes=10)
     filled = 0
     for annotator in annotators[1:]:
-        for other in assignments_next(study=ab, annotator=annotator, count=3, now=late):
+        for other in assignments_next(study_id=ab.pk, annotator=annotator, count=3, now=late).leases:
             if other.task_id == lease.task_id and filled < 2:
                 judgment_submit(
                     token=other.token,

@@ -47,7 +47,7 @@ def other_version(prompt_set):  # noqa: F811
 def answer_best_worst(study: Study, users) -> None:
     """Each user answers every task: image 0 best, image 1 worst, so every prompt is decided."""
     for user in users:
-        while leases := assignments_next(study=study, annotator=user):
+        while leases := assignments_next(study_id=study.pk, annotator=user).leases:
             judgment_submit(
                 token=leases[0].token,
                 annotator=user,

@@ -1,0 +1,116 @@
+"""Running hand-written SQL on the hot paths (annotation API, token authentication).
+
+Every annotator request makes a handful of small indexed statements; building each one
+through the ORM costs several times what the database spends on it, so those statements
+are written out once, in the modules that own them, and run through these helpers. The
+same SQL runs on PostgreSQL and SQLite: values go through the model fields' own database
+preparation, datetimes read back are made aware again, and the row lock is added only
+where the database has one (SQLite serializes writers with IMMEDIATE transactions).
+"""
+
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from functools import cache
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Model
+from django.utils.dateparse import parse_datetime
+
+
+def fetch_all(sql: str, params: dict) -> list[tuple]:
+    with _cursor(sql, params) as cursor:
+        return cursor.fetchall()
+
+
+def fetch_one(sql: str, params: dict) -> tuple | None:
+    with _cursor(sql, params) as cursor:
+        return cursor.fetchone()
+
+
+def execute(sql: str, params: dict) -> int:
+    """Run a write; the number of rows it touched."""
+    with _cursor(sql, params) as cursor:
+        return cursor.rowcount
+
+
+@contextmanager
+def _cursor(sql: str, params: dict):
+    """A cursor that has run ``sql``. On PostgreSQL the statement is bound server-side and
+    prepared once per connection where the settings allow it (``prepare_threshold``):
+    planning these statements costs more than running them. Django's own cursors bind
+    client-side and never prepare, and do not log these statements."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            yield cursor
+        return
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        cursor = _server_binding_cursor(db.connection)
+        cursor.execute(sql, params, prepare=db.connection.prepare_threshold is not None)
+        yield cursor
+
+
+def _server_binding_cursor(pg):
+    """One reusable cursor per psycopg connection (making one copies its adapters)."""
+    cursor = getattr(pg, "_evalhub_cursor", None)
+    if cursor is None or cursor.closed:
+        import psycopg
+
+        cursor = pg._evalhub_cursor = psycopg.Cursor(pg)
+    return cursor
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """The select list of ``model``'s concrete fields, for ``model_from_row``."""
+    return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)
+
+
+def model_from_row(model: type[Model], values: tuple | list) -> Model:
+    """An instance of ``model`` from the values of ``columns(model, …)``, converted as
+    the ORM converts them (JSON text, SQLite's datetimes and booleans)."""
+    converted = list(values)
+    for position, col, converters in _converters(model, connection.vendor):
+        for converter in converters:
+            converted[position] = converter(converted[position], col, connection)
+    return model.from_db(connection.alias, None, converted)
+
+
+@cache
+def _converters(model: type[Model], vendor: str) -> list[tuple]:
+    """(position, column, converters) of the fields that have any, per model and backend
+    (converters read settings, not the connection they were taken from)."""
+    found = []
+    for position, field in enumerate(model._meta.concrete_fields):
+        col = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if converters:
+            found.append((position, col, converters))
+    return found
+
+
+def db_value(model: type[Model], field: str, value):
+    """``value`` as the database stores ``model.field`` (UUIDs as hex text on SQLite,
+    aware datetimes as naive UTC text there, JSON wrapped for psycopg)."""
+    return model._meta.get_field(field).get_db_prep_save(value, connection)
+
+
+def aware(value) -> datetime:
+    """A datetime read back by raw SQL: SQLite hands back naive UTC text."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def one_statement_transaction():
+    """What makes a statement that reads, then writes, atomic: on PostgreSQL the statement
+    itself; on SQLite an IMMEDIATE transaction, whose write lock is taken before the read
+    (two statements that read first would deadlock upgrading their locks)."""
+    return transaction.atomic() if connection.vendor == "sqlite" else nullcontext()
+
+
+def lock_of(alias: str) -> str:
+    """Lock the rows of ``alias`` that the statement reads, until the transaction ends.
+    SQLite has no row locks: its IMMEDIATE transaction already holds the write lock."""
+    return f" FOR UPDATE OF {alias}" if connection.features.has_select_for_update_of else ""
