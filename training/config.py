@@ -61,7 +61,12 @@ class TrainConfig:
     )
     pixel_beta: float | None = _opt(None, "β of the pixel term; default: the same as --beta")
     gamma: float = _opt(0.0, "SimPO target margin γ (eq. 5 has none)")
-    resolution: int | None = _opt(None, "training resolution in pixels; default: the model's native size")
+    resolution: int | None = _opt(
+        None,
+        "training resolution in pixels, a multiple of the VAE's downscaling times the DiT's "
+        "patch size or the U-Net's downsampling (checked once the model is loaded); "
+        "default: the model's native size",
+    )
     random_flip: bool = _opt(False, "flip images horizontally at random (winner and loser together)")
     empty_prompt_prob: float = _opt(0.1, "share of captions replaced by the empty prompt (keeps CFG working)")
     share_noise: bool = _opt(True, "winner and loser get the same noise (they always share the timestep)")
@@ -158,8 +163,6 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError("beta, pixel_beta and gamma apply to dpo/simpo, not sft")
     if c.method != "simpo" and c.gamma:
         raise ConfigError("gamma is SimPO's margin; dpo does not take one")
-    if c.resolution is not None and c.resolution % 8:
-        raise ConfigError(f"resolution must be a multiple of 8, got {c.resolution}")
 
 
 def resolved(config: TrainConfig, family: str) -> TrainConfig:

@@ -46,10 +46,14 @@ def pipeline_family(path: str | Path) -> str:
     raise ModelLoadError(f"{path}: model_index.json names neither a 'unet' nor a 'transformer'")
 
 
-def load_pipeline(path: str | Path, dtype: torch.dtype | None = None) -> DiffusionPipeline:
-    """The pipeline at ``path`` (a local folder; no hub access is attempted)."""
+def load_pipeline(path: str | Path, dtype: torch.dtype | dict | None = None) -> DiffusionPipeline:
+    """The pipeline at ``path`` (a local folder; no hub access is attempted).
+
+    ``dtype`` is one dtype for every part, or a dict by part name with a ``"default"``, as
+    ``DiffusionPipeline.from_pretrained`` takes it.
+    """
     pipeline_family(path)
-    kwargs = {"torch_dtype": dtype} if dtype is not None else {}
+    kwargs = {"dtype": dtype} if dtype is not None else {}
     return DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **kwargs)
 
 
@@ -59,6 +63,17 @@ def denoiser_of(pipeline: DiffusionPipeline) -> torch.nn.Module:
 
 def vae_scale_factor(vae) -> int:
     return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def resolution_multiple(denoiser: torch.nn.Module, vae, family: str) -> int:
+    """What an image side must be a multiple of for ``denoiser`` behind ``vae``.
+
+    The VAE's downscaling times the DiT's patch size, or times the U-Net's downsampling
+    (every down block of a ``UNet2DConditionModel`` but the last halves the latent).
+    """
+    if family == "dit":
+        return vae_scale_factor(vae) * denoiser.config.patch_size
+    return vae_scale_factor(vae) * 2 ** (len(denoiser.config.down_block_types) - 1)
 
 
 def vae_encode(vae, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

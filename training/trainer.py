@@ -10,17 +10,22 @@ What a run writes under ``output_dir``:
   accuracy with ties as half, share of saturated pairs, learning rate, samples/second);
 - ``checkpoints/step-K/``: model, optimizer, LR schedule, EMA, RNG state and the
   resolved config, every ``checkpoint_every`` steps; ``resume`` continues from one with
-  the same losses an uninterrupted run would have logged;
+  the same losses an uninterrupted run would have logged, and refuses one written with
+  other settings or data (:mod:`training.checkpoints`);
 - ``final/``: a diffusers pipeline folder (the start model's other parts, byte for byte,
   with the trained denoiser) and ``final/evalhub_training.json`` (config, data hash,
   last metrics).
 
-A non-finite loss stops the run with :class:`TrainingDiverged` naming the step; nothing is
-written after it, so the last checkpoint stays the last good one.
+A non-finite loss or gradient norm stops the run with :class:`TrainingDiverged` naming
+the step, before the optimizer applies that gradient; a checkpoint or final model is
+written only when every trained weight is finite, so the last checkpoint named in the
+error is a good one. (Under fp16 the gradient scaler owns non-finite gradients: it skips
+such a step and lowers its scale, as mixed precision expects.)
 """
 
 import copy
 import json
+import math
 import os
 import shutil
 import time
@@ -28,25 +33,39 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from training.config import TrainConfig, resolved
+from training.checkpoints import check_resumable, checkpoints_in, find_checkpoint, read_state, write_state
+from training.config import ConfigError, TrainConfig, resolved
 from training.data import CaptionedImages, PreferencePairs, data_fingerprint
 from training.losses import implicit_accuracy
-from training.models import denoiser_of, load_pipeline, pipeline_family, text_conditioning, vae_scale_factor
+from training.models import (
+    denoiser_of,
+    pipeline_family,
+    resolution_multiple,
+    text_conditioning,
+    vae_scale_factor,
+)
 from training.objective import StepModels, StepSettings, noise_pred, saturated_share, step_loss
+from training.precision import load_for_training, part_dtypes, place
 from training.prediction import check_prediction_type
+from training.sampling import EpochPermutation, drop_captions, flip_together, step_generator
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TRAINING_RECORD = "evalhub_training.json"
+
+DIVERGED = "{what} at step {step}; stopped, {keep}"
+RESOLUTION_MISFIT = (
+    "resolution {resolution} does not fit this {family} model: it must be a multiple of {multiple} "
+    "(the VAE's downscaling times the {part})"
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,67 +85,12 @@ class TrainResult:
     config: TrainConfig
 
 
-class EpochPermutation(Sampler):
-    """A fresh permutation per epoch, seeded by (seed, epoch), starting ``start`` items in.
-
-    Owning the order (instead of a global RNG) is what makes resume exact: the trainer
-    sets ``epoch`` and ``start`` from the step it resumes at.
-    """
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch, self.start = size, seed, 0, 0
-
-    def __iter__(self):
-        order = torch.randperm(
-            self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        )
-        return iter(order[self.start :].tolist())
-
-    def __len__(self):
-        return self.size - self.start
-
-
-def _place(module: torch.nn.Module, device, dtype: torch.dtype) -> torch.nn.Module:
-    # Casting only when the dtype changes keeps diffusers from warning on no-op casts.
-    module.to(device)
-    return module.to(dtype=dtype) if dtype != torch.float32 else module
-
-
 def _collate(items: list[dict]) -> dict:
     batch = {"caption": [item["caption"] for item in items]}
     for key in ("winner", "loser", "image"):
         if key in items[0]:
             batch[key] = torch.stack([item[key] for item in items])
     return batch
-
-
-def flip_together(pixels: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Mirror item i of every group where ``flip[i]``: ``pixels`` is ``[k·B, 3, H, W]``
-    (winners, then losers), ``flip`` is ``[B]``, so a pair is always flipped as one."""
-    mask = flip.repeat(pixels.shape[0] // flip.shape[0]).reshape(-1, 1, 1, 1)
-    return torch.where(mask, pixels.flip(-1), pixels)
-
-
-def step_generator(seed: int, step: int, micro: int, process: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, step, micro, process]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
-def _checkpoints(output_dir: Path) -> list[Path]:
-    found = [p for p in (output_dir / "checkpoints").glob("step-*") if (p / "training_state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def find_checkpoint(output_dir: Path, resume: str) -> Path:
-    if resume == "latest":
-        found = _checkpoints(output_dir)
-        if not found:
-            raise FileNotFoundError(f"resume=latest but {output_dir / 'checkpoints'} holds no checkpoint")
-        return found[-1]
-    path = Path(resume)
-    if not (path / "training_state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint folder (no training_state.json)")
-    return path
 
 
 class _Run:
@@ -152,12 +116,12 @@ class _Run:
             ),
         )
         torch.manual_seed(config.seed)  # LoRA's initial weights
-        self.pipeline = load_pipeline(config.model)
+        self.dtypes = part_dtypes(config.mixed_precision, config.vae_dtype, lora=bool(config.lora_rank))
+        self.pipeline = load_for_training(config.model, self.family, self.dtypes)
         self.paired = config.method != "sft"
         dataset_cls = PreferencePairs if self.paired else CaptionedImages
         self.denoiser = denoiser_of(self.pipeline)
-        vae = self.pipeline.vae
-        self.resolution = config.resolution or self.denoiser.config.sample_size * vae_scale_factor(vae)
+        self.resolution = self._resolution()
         self.dataset = dataset_cls(config.data, self.resolution)
         self.data_hash = data_fingerprint(config.data)
         self._prepare_models()
@@ -165,19 +129,29 @@ class _Run:
 
     # -- set-up -------------------------------------------------------------------------
 
+    def _resolution(self) -> int:
+        """The training resolution: the configured one, checked against the model, or its native size."""
+        vae = self.pipeline.vae
+        if self.config.resolution is None:
+            return self.denoiser.config.sample_size * vae_scale_factor(vae)
+        multiple = resolution_multiple(self.denoiser, vae, self.family)
+        if self.config.resolution % multiple:
+            part = "DiT's patch size" if self.family == "dit" else "U-Net's downsampling"
+            raise ConfigError(
+                RESOLUTION_MISFIT.format(
+                    resolution=self.config.resolution, family=self.family, multiple=multiple, part=part
+                )
+            )
+        return self.config.resolution
+
     def _prepare_models(self):
-        c, acc, pipe = self.config, self.accelerator, self.pipeline
+        c, acc, pipe, dtypes = self.config, self.accelerator, self.pipeline, self.dtypes
         schedule = DDPMScheduler.from_config(pipe.scheduler.config)
         prediction_type = schedule.config.prediction_type
         check_prediction_type(prediction_type)
-        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(c.mixed_precision, torch.float32)
-        vae_dtype = (
-            torch.bfloat16
-            if c.vae_dtype == "bf16" or (c.vae_dtype == "auto" and c.mixed_precision == "bf16")
-            else torch.float32
-        )
-        _place(pipe.vae.requires_grad_(False).eval(), acc.device, vae_dtype)
-        _place(pipe.text_encoder.requires_grad_(False).eval(), acc.device, weight_dtype)
+        place(pipe.vae.requires_grad_(False).eval(), acc.device, dtypes.vae)
+        assert pipe.vae.dtype != torch.float16, "the VAE overflows in fp16; it runs in fp32 or bf16"
+        place(pipe.text_encoder.requires_grad_(False).eval(), acc.device, dtypes.frozen)
         if c.vae_gradient_checkpointing:
             pipe.vae.enable_gradient_checkpointing()
         denoiser = self.denoiser
@@ -186,11 +160,14 @@ class _Run:
             from diffusers.training_utils import cast_training_params
 
             # The frozen base can sit in the mixed-precision dtype; the adapters train in fp32.
-            _place(denoiser.requires_grad_(False), acc.device, weight_dtype)
+            place(denoiser.requires_grad_(False), acc.device, dtypes.frozen)
             denoiser.add_adapter(_lora_config(c))
             cast_training_params(denoiser, dtype=torch.float32)
-        elif c.method == "dpo":
-            reference = _place(copy.deepcopy(denoiser).requires_grad_(False).eval(), acc.device, weight_dtype)
+        else:
+            place(denoiser, acc.device, torch.float32)
+            if c.method == "dpo":
+                reference = copy.deepcopy(denoiser).requires_grad_(False).eval()
+                place(reference, acc.device, dtypes.frozen)
         if c.gradient_checkpointing:
             denoiser.enable_gradient_checkpointing()
         denoiser.to(acc.device).train()
@@ -263,66 +240,68 @@ class _Run:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        """Train from step 0 (or the resumed step) to ``max_steps``, then save the final model."""
         c, acc = self.config, self.accelerator
         start = self._resume() if c.resume else 0
         self.metrics_file = self._open_metrics(start)
         if c.tensorboard:
             acc.init_trackers("evalhub", config={k: v for k, v in c.to_dict().items() if v is not None})
-        step, last = start, {}
-        per_epoch = len(self.loader)
-        consumed = start * c.gradient_accumulation_steps
-        epoch, skip = divmod(consumed, per_epoch) if per_epoch else (0, 0)
         progress = tqdm(
             total=c.max_steps, initial=start, disable=not acc.is_local_main_process, desc=c.method
         )
-        window, micro, started = [], 0, time.perf_counter()
+        batches = self._batches(start)
+        step, last, window, micro, started = start, {}, [], 0, time.perf_counter()
         while step < c.max_steps:
-            self.sampler.epoch = epoch
-            self.sampler.start = skip * c.batch_size * acc.num_processes
-            skip = 0
-            for batch in self.loader:
-                with acc.accumulate(self.models.denoiser):
-                    loss = self._micro_step(batch, step, micro)
-                    window.append(loss)
-                    acc.backward(loss.total)
-                    grad_norm = None
-                    if acc.sync_gradients and c.max_grad_norm:
-                        grad_norm = acc.clip_grad_norm_(self.params, c.max_grad_norm)
-                    self.optimizer.step()
-                    self.lr_schedule.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                micro += 1
-                if not acc.sync_gradients:
-                    continue
-                step += 1
-                if self.ema is not None:
-                    self.ema.step(self.params)
-                elapsed = time.perf_counter() - started
-                samples = len(window) * c.batch_size * acc.num_processes
-                last = self._log(step, epoch, window, grad_norm, samples / elapsed)
-                progress.update(1)
-                progress.set_postfix(loss=f"{last['loss']:.4g}")
-                window, micro, started = [], 0, time.perf_counter()
-                if c.checkpoint_every and step % c.checkpoint_every == 0 and step < c.max_steps:
-                    self._save_checkpoint(step)
-                if self.should_stop is not None and self.should_stop():
-                    self._save_checkpoint(step)
-                    raise TrainingCancelled(f"stopped on request after step {step}")
-                if step >= c.max_steps:
-                    break
-            self.sampler.start = 0
-            epoch += 1
+            epoch, batch = next(batches)
+            loss, grad_norm = self._micro_step(batch, step, micro)
+            window.append(loss)
+            micro += 1
+            if not acc.sync_gradients:
+                continue
+            step += 1
+            last = self._after_step(step, epoch, window, grad_norm, time.perf_counter() - started)
+            progress.update(1)
+            progress.set_postfix(loss=f"{last['loss']:.4g}")
+            window, micro, started = [], 0, time.perf_counter()
         progress.close()
         final = self._save_final(step, last)
         acc.end_training()
         return TrainResult(final_model=final, steps=step, data_hash=self.data_hash, metrics=last, config=c)
 
+    def _batches(self, start: int):
+        """(epoch, batch) pairs without end, from where optimizer step ``start`` begins: each
+        epoch in its seeded order, the first one past what the earlier steps consumed."""
+        c, acc = self.config, self.accelerator
+        per_epoch = len(self.loader)
+        consumed = start * c.gradient_accumulation_steps
+        epoch, skip = divmod(consumed, per_epoch) if per_epoch else (0, 0)
+        while True:
+            self.sampler.epoch = epoch
+            self.sampler.start = skip * c.batch_size * acc.num_processes
+            skip = 0
+            for batch in self.loader:
+                yield epoch, batch
+            self.sampler.start = 0
+            epoch += 1
+
     def _micro_step(self, batch: dict, step: int, micro: int):
+        """Forward and backward of one micro-batch and, when it completes optimizer step
+        ``step + 1``, the update. Returns the loss and (at an update) the gradient norm."""
+        acc = self.accelerator
+        with acc.accumulate(self.models.denoiser):
+            loss = self._loss(batch, step, micro)
+            acc.backward(loss.total)
+            grad_norm = self._grad_norm(step + 1) if acc.sync_gradients else None
+            self.optimizer.step()
+            self.lr_schedule.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss, grad_norm
+
+    def _loss(self, batch: dict, step: int, micro: int):
+        """The step loss of one micro-batch; a non-finite loss stops the run."""
         c, acc = self.config, self.accelerator
         generator = step_generator(c.seed, step, micro, acc.process_index)
-        captions = list(batch["caption"])
-        drop = torch.rand(len(captions), generator=generator) < c.empty_prompt_prob
-        captions = ["" if d else text for d, text in zip(drop.tolist(), captions, strict=True)]
+        captions = drop_captions(list(batch["caption"]), c.empty_prompt_prob, generator)
         if self.paired:
             pixels = torch.cat([batch["winner"], batch["loser"]])
         else:
@@ -332,15 +311,48 @@ class _Run:
         text = text_conditioning(self.pipeline, captions, acc.device)
         with acc.autocast():
             loss = step_loss(self.models, self.settings, pixels.to(acc.device), text, generator, self.paired)
-        finite = torch.isfinite(loss.total.detach()).float()
-        if acc.reduce(finite, reduction="min").item() < 1:
-            self._diverged(step + 1, loss)
+        if not self._all_finite(loss.total):
+            self._diverged(step + 1, f"loss became {loss.total.item()}")
         return loss
 
-    def _diverged(self, step: int, loss):
-        found = _checkpoints(self.out)
+    def _grad_norm(self, step: int) -> torch.Tensor:
+        """The gradient's norm, clipped to ``max_grad_norm`` where set (an infinite bound only
+        measures it). A non-finite norm stops the run here, before the optimizer applies it;
+        under fp16 the gradient scaler skips such a step instead."""
+        c, acc = self.config, self.accelerator
+        norm = acc.clip_grad_norm_(self.params, c.max_grad_norm or math.inf)
+        if norm is not None and acc.scaler is None and not self._all_finite(norm):
+            self._diverged(step, f"gradient norm became {float(norm)}")
+        return norm
+
+    def _after_step(self, step: int, epoch: int, window: list, grad_norm, elapsed: float) -> dict:
+        """EMA update, metrics line, checkpoint and cancel poll after optimizer step ``step``."""
+        c, acc = self.config, self.accelerator
+        if self.ema is not None:
+            self.ema.step(self.params)
+        samples = len(window) * c.batch_size * acc.num_processes
+        record = self._log(step, epoch, window, grad_norm, samples / elapsed)
+        if c.checkpoint_every and step % c.checkpoint_every == 0 and step < c.max_steps:
+            self._save_checkpoint(step)
+        if self.should_stop is not None and self.should_stop():
+            self._save_checkpoint(step)
+            raise TrainingCancelled(f"stopped on request after step {step}")
+        return record
+
+    def _all_finite(self, *tensors: torch.Tensor) -> bool:
+        """Whether every value of ``tensors`` is finite on every process."""
+        flawed = torch.stack([~torch.isfinite(t.detach()).all() for t in tensors]).any().float()
+        # accelerate reduces by sum or max only (a "min" is a sum): any process's flaw counts.
+        return self.accelerator.reduce(flawed, reduction="max").item() == 0
+
+    def _weights_finite(self) -> bool:
+        trained = list(self.params) + (list(self.ema.shadow_params) if self.ema is not None else [])
+        return self._all_finite(*trained)
+
+    def _diverged(self, step: int, what: str):
+        found = checkpoints_in(self.out)
         keep = f"the last good checkpoint is {found[-1]}" if found else "no checkpoint had been written"
-        message = f"loss became {loss.total.item()} at step {step}; stopped, {keep}"
+        message = DIVERGED.format(what=what, step=step, keep=keep)
         if self.accelerator.is_main_process:
             self.metrics_file.write(
                 json.dumps({"step": step, "event": "diverged", "message": message}) + "\n"
@@ -398,18 +410,21 @@ class _Run:
 
     def _save_checkpoint(self, step: int):
         acc = self.accelerator
+        if not self._weights_finite():
+            self._diverged(step, "the weights became non-finite")
         folder = self.out / "checkpoints" / f"step-{step}"
         acc.wait_for_everyone()
         acc.save_state(str(folder))
         if acc.is_main_process:
-            state = {"step": step, "config": self.config.to_dict(), "data_hash": self.data_hash}
-            (folder / "training_state.json").write_text(json.dumps(state, indent=2))
-            for old in _checkpoints(self.out)[: -self.config.checkpoints_keep]:
+            write_state(folder, step, self.config.to_dict(), self.data_hash)
+            for old in checkpoints_in(self.out)[: -self.config.checkpoints_keep]:
                 shutil.rmtree(old)
 
     def _resume(self) -> int:
+        """Load the checkpoint ``resume`` names, refusing one of another training; its step."""
         folder = find_checkpoint(self.out, self.config.resume)
-        state = json.loads((folder / "training_state.json").read_text())
+        state = read_state(folder)
+        check_resumable(folder, state, self.config.to_dict(), self.data_hash)
         self.accelerator.load_state(str(folder))
         return int(state["step"])
 
@@ -428,6 +443,8 @@ class _Run:
 
     def _save_final(self, step: int, metrics: dict) -> Path:
         acc = self.accelerator
+        if not self._weights_finite():
+            self._diverged(step, "the weights became non-finite")
         acc.wait_for_everyone()
         final = self.out / "final"
         if not acc.is_main_process:

@@ -41,7 +41,7 @@ def test_config_file_with_command_line_overrides(tmp_path):
         ({"method": "dpo", "gamma": 1.0}, "dpo does not take one"),
         ({"empty_prompt_prob": 1.0}, r"empty_prompt_prob must be in \[0, 1\)"),
         ({"pixel_crop": 0.0}, r"pixel_crop must be in \(0, 1\]"),
-        ({"resolution": 100}, "multiple of 8"),
+        ({"resolution": 0}, "resolution must be positive"),
         ({"output_dir": ""}, "output_dir is required"),
         ({"colour": "red"}, "unknown option"),
     ],

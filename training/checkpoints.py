@@ -1,0 +1,92 @@
+"""Finding a run's checkpoints, and deciding whether a run may resume from one.
+
+A checkpoint folder ``output_dir/checkpoints/step-K/`` holds accelerate's saved state and
+``training_state.json``: the step, the resolved config and the data's content hash. A run
+resumes only from a checkpoint of the same training: same data content, and the same
+settings except those in :data:`MAY_CHANGE_ON_RESUME`, which do not change what a step
+computes.
+"""
+
+import json
+from pathlib import Path
+
+STATE_FILE = "training_state.json"
+
+# Where the run writes and how long it runs (a longer max_steps reshapes a linear or
+# cosine schedule's remaining steps), how often it saves, how it loads data and saves
+# memory (gradient checkpointing recomputes the same values), what it logs to. The data
+# path may change (a moved folder); its content hash may not.
+MAY_CHANGE_ON_RESUME = frozenset(
+    {
+        "resume",
+        "max_steps",
+        "output_dir",
+        "data",
+        "checkpoint_every",
+        "checkpoints_keep",
+        "dataloader_workers",
+        "tensorboard",
+        "gradient_checkpointing",
+        "vae_gradient_checkpointing",
+    }
+)
+
+SETTINGS_CHANGED = (
+    "cannot resume from {folder}: settings differ from the checkpoint's ({changes}); "
+    "only {allowed} may change on resume"
+)
+DATA_CHANGED = (
+    "cannot resume from {folder}: the training data changed since it was written "
+    "(content hash {saved} then, {now} now)"
+)
+
+
+class ResumeMismatch(ValueError):
+    pass
+
+
+def checkpoints_in(output_dir: Path) -> list[Path]:
+    """The complete checkpoints under ``output_dir``, oldest first."""
+    found = [p for p in (output_dir / "checkpoints").glob("step-*") if (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def find_checkpoint(output_dir: Path, resume: str) -> Path:
+    """The folder ``resume`` names: ``latest`` under ``output_dir``, or a checkpoint path."""
+    if resume == "latest":
+        found = checkpoints_in(output_dir)
+        if not found:
+            raise FileNotFoundError(f"resume=latest but {output_dir / 'checkpoints'} holds no checkpoint")
+        return found[-1]
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint folder (no {STATE_FILE})")
+    return path
+
+
+def read_state(folder: Path) -> dict:
+    return json.loads((folder / STATE_FILE).read_text())
+
+
+def write_state(folder: Path, step: int, config: dict, data_hash: str) -> None:
+    state = {"step": step, "config": config, "data_hash": data_hash}
+    (folder / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def check_resumable(folder: Path, state: dict, config: dict, data_hash: str) -> None:
+    """Raise :class:`ResumeMismatch` unless ``config`` (resolved, as a dict) and the data's
+    ``data_hash`` continue the training ``state`` was saved from."""
+    saved = state.get("config", {})
+    changes = [
+        f"{name} {saved.get(name)!r} then, {config.get(name)!r} now"
+        for name in sorted((set(saved) | set(config)) - MAY_CHANGE_ON_RESUME)
+        if saved.get(name) != config.get(name)
+    ]
+    if changes:
+        raise ResumeMismatch(
+            SETTINGS_CHANGED.format(
+                folder=folder, changes="; ".join(changes), allowed=", ".join(sorted(MAY_CHANGE_ON_RESUME))
+            )
+        )
+    if state.get("data_hash") != data_hash:
+        raise ResumeMismatch(DATA_CHANGED.format(folder=folder, saved=state.get("data_hash"), now=data_hash))
