@@ -2,15 +2,22 @@
 
 import json
 import math
+import re
+import shutil
 
 import pytest
 import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from training.config import TrainConfig
-from training.models import load_pipeline
-from training.objective import StepModels, StepSettings, step_loss
-from training.trainer import TrainingCancelled, TrainingDiverged, flip_together, step_generator, train
+import training.objective
+import training.trainer
+from training.config import ConfigError, TrainConfig
+from training.losses import latent_error
+from training.models import TextConditioning, load_pipeline, text_conditioning
+from training.objective import StepModels, StepSettings, noise_pred, step_loss
+from training.trainer import RESOLUTION_MISFIT, TrainingCancelled, TrainingDiverged, step_generator, train
 
 
 def run(tiny_models, data, out, family="unet", **options):
@@ -131,22 +138,32 @@ def test_simpo_overfits_a_fixed_pair(tiny_models, pairs_folder):
     assert loss.margins["latent"].item() < 0  # the winner now has the lower error
 
 
-def test_resume_continues_exactly(tiny_models, pairs_folder, tmp_path):
-    options = dict(
-        method="simpo",
-        loss_space="latent+pixel",
-        batch_size=1,
-        gradient_accumulation_steps=2,
-        max_steps=5,
-        checkpoint_every=1,
-        random_flip=True,
-        learning_rate=1e-3,
-    )
-    whole = run(tiny_models, pairs_folder, tmp_path / "whole", **options)
+RESUMED_RUNS = {
+    "unet-simpo": (
+        "unet",
+        dict(method="simpo", loss_space="latent+pixel", random_flip=True, learning_rate=1e-3),
+    ),
+    "unet-dpo-lora-ema": (
+        "unet",
+        dict(method="dpo", loss_space="latent+pixel", lora_rank=4, ema_decay=0.9, learning_rate=1e-2),
+    ),
+    "dit-simpo": (
+        "dit",
+        dict(method="simpo", loss_space="latent+pixel", random_flip=True, learning_rate=1e-3),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RESUMED_RUNS))
+def test_resume_continues_exactly(tiny_models, pairs_folder, tmp_path, name):
+    """A run cancelled after step 3 and resumed logs and saves what an uninterrupted run does."""
+    family, options = RESUMED_RUNS[name]
+    options = dict(options, batch_size=1, gradient_accumulation_steps=2, max_steps=5, checkpoint_every=1)
+    whole = run(tiny_models, pairs_folder, tmp_path / "whole", family, **options)
 
     stops = iter([False, False, True])
     config = TrainConfig(
-        model=str(tiny_models["unet"]), data=str(pairs_folder), output_dir=str(tmp_path / "cut"), **options
+        model=str(tiny_models[family]), data=str(pairs_folder), output_dir=str(tmp_path / "cut"), **options
     )
     with pytest.raises(TrainingCancelled, match="after step 3"):
         train(config, should_stop=lambda: next(stops))
@@ -157,28 +174,113 @@ def test_resume_continues_exactly(tiny_models, pairs_folder, tmp_path):
         return [{k: v for k, v in line.items() if k != "samples_per_s"} for line in metrics(out)]
 
     assert without_speed(tmp_path / "cut") == without_speed(tmp_path / "whole")
-    a = load_file(whole.final_model / "unet/diffusion_pytorch_model.safetensors")
-    b = load_file(resumed.final_model / "unet/diffusion_pytorch_model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    weights = f"{'unet' if family == 'unet' else 'transformer'}/diffusion_pytorch_model.safetensors"
+    a = load_file(whole.final_model / weights)
+    b = load_file(resumed.final_model / weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert len(list((tmp_path / "cut/checkpoints").iterdir())) == 2  # checkpoints_keep
 
 
-def test_a_non_finite_loss_stops_at_its_step_keeping_the_last_checkpoint(tiny_models, pairs_folder, tmp_path):
-    # A learning rate this large blows the weights up after the first update.
-    with pytest.raises(TrainingDiverged, match=r"at step 2; stopped, the last good checkpoint is .*step-1"):
+def hooked(monkeypatch, install):
+    """Have the trainer pass the pipeline it loads through ``install`` (a test's hooks) first."""
+    real = training.trainer.load_for_training
+
+    def load(*args):
+        pipeline = real(*args)
+        install(pipeline)
+        return pipeline
+
+    monkeypatch.setattr(training.trainer, "load_for_training", load)
+
+
+def finite_checkpoint(folder) -> bool:
+    weights = load_file(folder / "model.safetensors")
+    return all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_a_non_finite_gradient_stops_before_the_update_keeping_a_good_checkpoint(
+    tiny_models, pairs_folder, tmp_path, monkeypatch
+):
+    """A finite loss whose gradient turns NaN at step 2 (clipping off) stops the run at step 2."""
+    forwards = []
+
+    def poison_second_backward(module, args, output):
+        if torch.is_grad_enabled():
+            forwards.append(1)
+            if len(forwards) == 2:
+                output.sample.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+
+    hooked(monkeypatch, lambda pipeline: pipeline.unet.register_forward_hook(poison_second_backward))
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"gradient norm became nan at step 2; stopped, the last good checkpoint is .*step-1",
+    ):
         run(
             tiny_models,
             pairs_folder,
             tmp_path,
             method="sft",
+            loss_space="latent",
             max_steps=3,
             checkpoint_every=1,
-            learning_rate=1e30,
             max_grad_norm=0,
         )
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-1"]
+    assert finite_checkpoint(tmp_path / "checkpoints/step-1")
     assert not (tmp_path / "final").exists()
     assert metrics(tmp_path)[-1]["event"] == "diverged"
+    assert math.isfinite(metrics(tmp_path)[0]["grad_norm"])  # measured with clipping off too
+
+
+def test_a_non_finite_loss_stops_at_its_step(tiny_models, pairs_folder, tmp_path, monkeypatch):
+    """An infinite denoiser output at step 2 stops the run there, naming the finite step-1 checkpoint."""
+    forwards = []
+
+    def blow_up_second_forward(module, args, output):
+        forwards.append(1)
+        if len(forwards) == 2:
+            output.sample[0, 0, 0, 0] = float("inf")
+
+    hooked(monkeypatch, lambda pipeline: pipeline.unet.register_forward_hook(blow_up_second_forward))
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"loss became (inf|nan) at step 2; stopped, the last good checkpoint is .*step-1",
+    ):
+        run(tiny_models, pairs_folder, tmp_path, method="sft", max_steps=3, checkpoint_every=1)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-1"]
+    assert finite_checkpoint(tmp_path / "checkpoints/step-1")
+    assert metrics(tmp_path)[-1]["event"] == "diverged"
+
+
+def test_non_finite_weights_are_never_checkpointed(tiny_models, pairs_folder, tmp_path):
+    """An update that leaves an infinite weight (loss and gradient finite) is refused at its checkpoint."""
+    updates = []
+
+    def corrupt_second_update(optimizer, args, kwargs):
+        updates.append(1)
+        if len(updates) == 2:
+            with torch.no_grad():
+                optimizer.param_groups[0]["params"][0].fill_(float("inf"))
+
+    handle = register_optimizer_step_post_hook(corrupt_second_update)
+    try:
+        with pytest.raises(
+            TrainingDiverged,
+            match=r"the weights became non-finite at step 2; stopped, the last good checkpoint is .*step-1",
+        ):
+            run(
+                tiny_models,
+                pairs_folder,
+                tmp_path,
+                method="sft",
+                loss_space="latent",
+                max_steps=3,
+                checkpoint_every=1,
+            )
+    finally:
+        handle.remove()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-1"]
+    assert finite_checkpoint(tmp_path / "checkpoints/step-1")
 
 
 def test_sft_on_captioned_images_with_ema_warmup_and_accumulation(tiny_models, sft_folder, tmp_path):
@@ -275,11 +377,139 @@ def test_two_processes_share_the_batches(tiny_models, pairs_folder, tmp_path):
     assert (tmp_path / "final/unet").is_dir()
 
 
-def test_a_pair_is_flipped_as_one():
-    winners = torch.arange(3 * 2 * 2, dtype=torch.float32).reshape(3, 1, 2, 2)
-    pixels = torch.cat([winners, winners + 100]).expand(-1, 3, -1, -1)
-    flipped = flip_together(pixels, torch.tensor([True, False, True]))
-    for i, should in enumerate([True, False, True]):
-        for item in (i, i + 3):  # the winner and its loser
-            expected = pixels[item].flip(-1) if should else pixels[item]
-            assert torch.equal(flipped[item], expected)
+@pytest.mark.parametrize("family, part", [("unet", "U-Net's downsampling"), ("dit", "DiT's patch size")])
+def test_a_resolution_the_model_cannot_take_is_refused(tiny_models, pairs_folder, tmp_path, family, part):
+    """34 px is a 17×17 latent: the tiny U-Net cannot halve it, the DiT cannot cut it into 2×2 patches."""
+    message = RESOLUTION_MISFIT.format(resolution=34, family=family, multiple=4, part=part)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run(tiny_models, pairs_folder, tmp_path, family, resolution=34)
+
+
+def test_a_resolution_the_model_takes_trains_though_not_a_multiple_of_8(tiny_models, pairs_folder, tmp_path):
+    """36 px fits the tiny U-Net (VAE ×2, one U-Net halving): the model's rule decides, not a fixed 8."""
+    run(tiny_models, pairs_folder, tmp_path, resolution=36, max_steps=1, loss_space="latent")
+    assert math.isfinite(metrics(tmp_path)[0]["loss"])
+
+
+def spy_on(monkeypatch, module, name: str) -> list:
+    """Record the positional arguments of every call to ``module.name``, which still runs."""
+    calls = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_an_empty_prompt_replaces_the_caption_of_a_winner_and_its_loser_together(
+    tiny_models, pairs_folder, tmp_path, monkeypatch
+):
+    """Each dropped caption conditions both images of its pair on the empty prompt, and no other."""
+    states = []
+    hooked(
+        monkeypatch,
+        lambda pipeline: pipeline.unet.register_forward_pre_hook(
+            lambda module, args, kwargs: states.append(kwargs["encoder_hidden_states"]), with_kwargs=True
+        ),
+    )
+    conditioned = spy_on(monkeypatch, training.trainer, "text_conditioning")
+    run(
+        tiny_models,
+        pairs_folder,
+        tmp_path,
+        method="simpo",
+        loss_space="latent",
+        batch_size=4,
+        empty_prompt_prob=0.5,
+    )
+    captions = [args[1] for args in conditioned]
+    dropped = [caption == "" for step in captions for caption in step]
+    assert any(dropped) and not all(dropped)
+    empty = text_conditioning(load_pipeline(tiny_models["unet"]), [""], "cpu").embeds[0]
+    for texts, state in zip(captions, states, strict=True):
+        winners, losers = state.chunk(2)
+        assert torch.equal(winners, losers)
+        assert [torch.equal(s, empty) for s in winners] == [text == "" for text in texts]
+
+
+def test_lora_dpo_reference_stays_the_base_model_after_updates(
+    tiny_models, pairs_folder, tmp_path, monkeypatch
+):
+    """After 3 updates the reference (adapters off) equals a freshly loaded base; the model has moved."""
+    calls = spy_on(monkeypatch, training.trainer, "step_loss")
+    run(
+        tiny_models,
+        pairs_folder,
+        tmp_path,
+        method="dpo",
+        loss_space="latent",
+        lora_rank=4,
+        learning_rate=1e-2,
+        max_steps=3,
+    )
+    models = calls[-1][0]
+    base = UNet2DConditionModel.from_pretrained(tiny_models["unet"] / "unet").eval()
+    generator = torch.Generator().manual_seed(0)
+    z_t = torch.randn(2, 4, 32, 32, generator=generator)
+    t = torch.tensor([10, 500])
+    text = TextConditioning(torch.randn(2, 77, 32, generator=generator), None)
+    with torch.no_grad():
+        expected = base(z_t, t, encoder_hidden_states=text.embeds).sample
+        reference = models.reference(z_t, t, text)
+        trained = noise_pred(models, models.denoiser, z_t, t, text, models.alphas_cumprod[t])
+    assert torch.allclose(reference, expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(trained, expected, rtol=0, atol=1e-4)
+
+
+def test_v_prediction_trains_on_the_noise_it_implies(tiny_models, pairs_folder, tmp_path, monkeypatch):
+    """With a v_prediction scheduler the losses compare ε = √ᾱ·v + √(1−ᾱ)·z_t, not the raw output."""
+    model = shutil.copytree(tiny_models["unet"], tmp_path / "v-model")
+    scheduler_file = model / "scheduler/scheduler_config.json"
+    scheduler_file.write_text(
+        json.dumps({**json.loads(scheduler_file.read_text()), "prediction_type": "v_prediction"})
+    )
+    forwards = []
+    hooked(
+        monkeypatch,
+        lambda pipeline: pipeline.unet.register_forward_hook(
+            lambda module, args, output: forwards.append((args[0], args[1], output.sample.detach()))
+        ),
+    )
+    errors = spy_on(monkeypatch, training.objective, "latent_error")
+    run({"unet": model}, pairs_folder, tmp_path / "run", method="sft", loss_space="latent", max_steps=1)
+    (z_t, t, v), (eps, noise) = forwards[0], errors[0]
+    a = DDPMScheduler.from_pretrained(model / "scheduler").alphas_cumprod[t].reshape(-1, 1, 1, 1)
+    expected = a.sqrt() * v + (1 - a).sqrt() * z_t
+    assert torch.allclose(eps.detach(), expected, atol=1e-6)
+    assert not torch.allclose(v, expected, atol=1e-2)
+    logged = metrics(tmp_path / "run")[0]["latent_loss"]
+    assert logged == pytest.approx(latent_error(expected, noise).mean().item(), rel=1e-5)
+
+
+def test_vae_decoder_checkpointing_takes_effect_and_changes_no_loss(
+    tiny_models, pairs_folder, tmp_path, monkeypatch
+):
+    """With it the decoder runs under torch's checkpoint (without it, not); the losses are equal."""
+    checkpointed = spy_on(monkeypatch, torch.utils.checkpoint, "checkpoint")
+    steps = spy_on(monkeypatch, training.trainer, "step_loss")
+    losses = {}
+    for on in (True, False):
+        checkpointed.clear()
+        out = tmp_path / str(on)
+        run(
+            tiny_models,
+            pairs_folder,
+            out,
+            method="sft",
+            loss_space="latent+pixel",
+            vae_gradient_checkpointing=on,
+        )
+        decoder = steps[-1][0].vae.decoder
+        decoder_modules = set(decoder.modules())
+        assert decoder.gradient_checkpointing == on
+        assert any(args[0].__self__ in decoder_modules for args in checkpointed) == on
+        losses[on] = [line[key] for line in metrics(out) for key in ("loss", "pixel_loss")]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-6)
