@@ -8,15 +8,23 @@ mark: peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on a GPU) and times
 :func:`training.objective.step_loss` plus its backward pass — the code a training run
 executes — for one preference pair (SimPO) or two images (SFT), without the optimizer
 step. Models are built from configs with random weights: the tiny test pipeline, and the
-Stable Diffusion 1.5 U-Net and VAE at 256² (32×32 latents).
+Stable Diffusion 1.5 U-Net and VAE at 256² (32×32 latents). Configurations differ in the
+loss space, gradient checkpointing of the denoiser ("den-ckpt") and of the VAE decoder
+("dec-ckpt"), and the approximate pixel crop.
 
 FLOPs are counted with ``torch.utils.flop_counter`` on the meta device with attention
 forced to the math kernel (the CPU flash kernel counts as zero). They cover exactly the
 timed work, VAE encoder included; the "no-enc" column leaves the encoder out, which is how
-``shared/MEASURED.md`` counts (a run could cache latents).
+``shared/MEASURED.md`` counts (a run could cache latents). Each part is also counted
+alone, for the batch of one step (2 latents): the denoiser's forward+backward, the VAE
+decoder's forward, and its forward+backward (gradient to the latent only).
 
-Targets (issue 5): time ratio latent+pixel / latent within 1.2× of the FLOP ratio, and
-peak memory of latent+pixel with decoder checkpointing at most 1.5× latent-only.
+Targets (issue 5), printed as PASS/FAIL lines per method:
+
+- time: (latent+pixel time / latent time) ≤ 1.2 × (latent+pixel FLOPs / latent FLOPs);
+- memory with checkpointing on: peak of latent+pixel with denoiser and decoder
+  checkpointing ≤ 1.5 × peak of latent-only with denoiser checkpointing; also latent+pixel
+  with decoder checkpointing against plain latent-only.
 """
 
 import argparse
@@ -73,19 +81,25 @@ SIZES = {
     },
 }
 
-# (label, method, loss space, decoder checkpointing, pixel crop side fraction)
+# (label, method, loss space, denoiser checkpointing, decoder checkpointing, pixel crop side fraction)
 CONFIGS = [
-    ("simpo latent", "simpo", "latent", False, 1.0),
-    ("simpo latent+pixel", "simpo", "latent+pixel", False, 1.0),
-    ("simpo latent+pixel, dec-ckpt", "simpo", "latent+pixel", True, 1.0),
-    ("simpo latent+pixel, crop 1/2", "simpo", "latent+pixel", False, 0.5),
-    ("sft latent", "sft", "latent", False, 1.0),
-    ("sft latent+pixel", "sft", "latent+pixel", False, 1.0),
-    ("sft latent+pixel, dec-ckpt", "sft", "latent+pixel", True, 1.0),
+    ("simpo latent", "simpo", "latent", False, False, 1.0),
+    ("simpo latent+pixel", "simpo", "latent+pixel", False, False, 1.0),
+    ("simpo latent+pixel, dec-ckpt", "simpo", "latent+pixel", False, True, 1.0),
+    ("simpo latent, den-ckpt", "simpo", "latent", True, False, 1.0),
+    ("simpo latent+pixel, den+dec-ckpt", "simpo", "latent+pixel", True, True, 1.0),
+    ("simpo latent+pixel, crop 1/2", "simpo", "latent+pixel", False, False, 0.5),
+    ("sft latent", "sft", "latent", False, False, 1.0),
+    ("sft latent+pixel", "sft", "latent+pixel", False, False, 1.0),
+    ("sft latent+pixel, dec-ckpt", "sft", "latent+pixel", False, True, 1.0),
+    ("sft latent, den-ckpt", "sft", "latent", True, False, 1.0),
+    ("sft latent+pixel, den+dec-ckpt", "sft", "latent+pixel", True, True, 1.0),
 ]
+TIME_TARGET = 1.2  # measured time ratio / FLOP ratio
+MEMORY_TARGET = 1.5  # peak latent+pixel / peak latent-only, checkpointing on
 
 
-def build(size: str, device, decoder_checkpointing: bool):
+def build(size: str, device, denoiser_checkpointing: bool = False, decoder_checkpointing: bool = False):
     spec = SIZES[size]
     torch.manual_seed(0)
     with torch.device(device):
@@ -94,6 +108,8 @@ def build(size: str, device, decoder_checkpointing: bool):
     vae.requires_grad_(False).eval()
     if decoder_checkpointing:
         vae.enable_gradient_checkpointing()
+    if denoiser_checkpointing:
+        unet.enable_gradient_checkpointing()
     unet.train()
     schedule = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     resolution = spec["resolution"]
@@ -136,8 +152,8 @@ def one_step(models, settings, pixels, text, step: int):
 
 
 def worker(size: str, index: int, repeats: int, warmup: int, device: str) -> dict:
-    label, method, space, ckpt, crop = CONFIGS[index]
-    models, spec = build(size, device, ckpt)
+    label, method, space, den_ckpt, dec_ckpt, crop = CONFIGS[index]
+    models, spec = build(size, device, den_ckpt, dec_ckpt)
     pixels, text = inputs(spec, method, device)
     settings = settings_for(method, space, crop)
     times = []
@@ -169,15 +185,21 @@ def count(fn) -> float:
 
 def flops(size: str) -> dict:
     result = {}
-    for label, method, space, ckpt, crop in CONFIGS:
-        models, spec = build(size, "meta", ckpt)
+    for label, method, space, den_ckpt, dec_ckpt, crop in CONFIGS:
+        models, spec = build(size, "meta", den_ckpt, dec_ckpt)
         pixels, text = inputs(spec, method, "meta")
         settings = settings_for(method, space, crop)
         result[label] = count(partial(one_step, models, settings, pixels, text, 0))
-    models, spec = build(size, "meta", False)
+    models, spec = build(size, "meta")
     pixels, _ = inputs(spec, "simpo", "meta")
     side = spec["resolution"] // vae_scale_factor(models.vae)
     latents = torch.zeros(2, 4, side, side, device="meta")
+    tokens, width = spec["text"]
+    embeds = torch.zeros(2, tokens, width, device="meta")
+    timesteps = torch.zeros(2, dtype=torch.long, device="meta")
+
+    def denoiser_grad():
+        models.denoiser(latents, timesteps, encoder_hidden_states=embeds).sample.sum().backward()
 
     def encode():
         with torch.no_grad():
@@ -192,6 +214,7 @@ def flops(size: str) -> dict:
             models.vae.decode(latents)
 
     result["part: VAE encoder ×2"] = count(encode)
+    result["part: U-Net fwd+bwd ×2"] = count(denoiser_grad)
     result["part: VAE decoder fwd ×2"] = count(decode)
     result["part: VAE decoder fwd+bwd ×2"] = count(decode_grad)
     return result
@@ -202,8 +225,8 @@ def flops(size: str) -> dict:
 
 def run_worker(size, index, repeats, warmup, device, threads) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    command = [sys.executable, __file__, "--worker", size, str(index), "--repeats", str(repeats),
-               "--warmup", str(warmup), "--device", device, "--threads", str(threads)]
+    command = [sys.executable, __file__, "--worker", size, str(index), "--repeats", str(repeats)]
+    command += ["--warmup", str(warmup), "--device", device, "--threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     if done.returncode:
         raise SystemExit(f"worker {size} / {CONFIGS[index][0]} failed:\n{done.stderr[-3000:]}")
@@ -231,7 +254,35 @@ def table(size: str, measured: dict, counted: dict) -> str:
         )
     lines.append("")
     lines += [f"{k}: {v:.1f} GFLOP" for k, v in counted.items() if k.startswith("part:")]
+    lines += ["", "targets (issue 5):", *targets(measured, counted)]
     return "\n".join(lines)
+
+
+def _verdict(value: float, bound: float) -> str:
+    return "PASS" if value <= bound else "FAIL"
+
+
+def targets(measured: dict, counted: dict) -> list[str]:
+    """One PASS/FAIL line per target and method (see the module docstring)."""
+    lines = []
+    for method in dict.fromkeys(config[1] for config in CONFIGS):
+        latent, pixel = measured[f"{method} latent"], measured[f"{method} latent+pixel"]
+        t_ratio = pixel["median"] / latent["median"]
+        f_ratio = counted[f"{method} latent+pixel"] / counted[f"{method} latent"]
+        lines.append(
+            f"{_verdict(t_ratio / f_ratio, TIME_TARGET)} {method} time: latent+pixel / latent = "
+            f"{t_ratio:.2f}× for {f_ratio:.2f}× the FLOPs, {t_ratio / f_ratio:.2f} ≤ {TIME_TARGET}"
+        )
+        for pixel_label, latent_label in [
+            (f"{method} latent+pixel, den+dec-ckpt", f"{method} latent, den-ckpt"),
+            (f"{method} latent+pixel, dec-ckpt", f"{method} latent"),
+        ]:
+            ratio = measured[pixel_label]["peak_bytes"] / measured[latent_label]["peak_bytes"]
+            lines.append(
+                f"{_verdict(ratio, MEMORY_TARGET)} {method} peak memory: {pixel_label!r} / "
+                f"{latent_label!r} = {ratio:.2f} ≤ {MEMORY_TARGET}"
+            )
+    return lines
 
 
 def main():
