@@ -70,15 +70,16 @@ def assignments_next(*, study_id: int, annotator, count: int = 1, now: datetime 
 
 
 # Tasks this annotator answered, open tasks, and the open ones this annotator answered or
-# skipped (remaining = open - closed): index lookups, not an anti-join over every task.
+# skipped (remaining = open - closed). The annotator's judgments and leases are read by
+# their index and each looks up its task by key: a join would scan the study's tasks.
 PROGRESS_COLUMNS = """
-  (SELECT COUNT(*) FROM annotate_judgment j JOIN annotate_task t ON t.id = j.task_id
-   WHERE j.annotator_id = %(me)s AND t.study_id = s.id),
+  (SELECT COUNT(*) FROM annotate_judgment j WHERE j.annotator_id = %(me)s
+     AND (SELECT t.study_id FROM annotate_task t WHERE t.id = j.task_id) = s.id),
   (SELECT COUNT(*) FROM annotate_task t
    WHERE t.study_id = s.id AND t.judgment_count < s.overlap),
-  (SELECT COUNT(*) FROM annotate_lease l JOIN annotate_task t ON t.id = l.task_id
-   WHERE l.annotator_id = %(me)s AND l.state <> 'active'
-     AND t.study_id = s.id AND t.judgment_count < s.overlap)"""
+  (SELECT COUNT(*) FROM annotate_lease l WHERE l.annotator_id = %(me)s AND l.state <> 'active'
+     AND (SELECT t.study_id = s.id AND t.judgment_count < s.overlap
+          FROM annotate_task t WHERE t.id = l.task_id))"""
 
 # The study's state, the annotator's progress and the leases they hold, in one read.
 STUDY_SQL = f"""
