@@ -159,10 +159,12 @@ EVALHUB_MAJORITY_RULE = env_str("EVALHUB_MAJORITY_RULE", "plurality")
 
 # Jobs (evalhub/jobs): where runs write their data, checkpoints and final models (GPU
 # workers on other machines need it on shared storage), how often a running job's worker
-# reports, and after how long without a report the job is declared failed.
+# reports, after how long without a report the job is declared failed, and the longest a
+# job may run (a backstop far above any real run: the paper's longest is days on one GPU).
 EVALHUB_JOBS_DIR = Path(env_str("EVALHUB_JOBS_DIR", str(VAR_DIR / "jobs"))).resolve()
 EVALHUB_JOB_HEARTBEAT_SECONDS = env_int("EVALHUB_JOB_HEARTBEAT_SECONDS", 5)
 EVALHUB_JOB_HEARTBEAT_TIMEOUT = env_int("EVALHUB_JOB_HEARTBEAT_TIMEOUT", 60)
+EVALHUB_JOB_TIME_LIMIT = env_int("EVALHUB_JOB_TIME_LIMIT", 14 * 24 * 3600)
 
 # ---------------------------------------------------------------- REST API
 
@@ -211,10 +213,23 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Generation and training go to their own queue, so GPU workers elsewhere can consume it
-# (`celery -A evalhub worker -Q gpu`); one long job per worker process at a time.
+# (`celery -A evalhub worker -Q gpu`); one long job per worker process at a time. Every
+# other task (the reaper, health checks) goes to the default queue, `celery`.
 CELERY_TASK_ROUTES = {"evalhub.jobs.tasks.run_job": {"queue": "gpu"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# `celery beat` (one per deployment; `worker -B` in the demo) fails the jobs of dead
+# workers every half heartbeat timeout, whether or not anyone looks at a jobs page. A
+# reaper message older than one interval is dropped: the next one does the same work.
+_REAP_EVERY = max(1.0, EVALHUB_JOB_HEARTBEAT_TIMEOUT / 2)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {
+        "task": "evalhub.jobs.tasks.reap_stale_jobs",
+        "schedule": _REAP_EVERY,
+        "options": {"expires": _REAP_EVERY},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DIR / "beat-schedule")
 
 # ---------------------------------------------------------------- logging
 

@@ -64,9 +64,7 @@ class JobListApi(JobsAPIView):
 
 class TrainingLaunchInputSerializer(serializers.Serializer):
     base_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
-    study = serializers.PrimaryKeyRelatedField(
-        queryset=Study.objects.all(), required=False, allow_null=True
-    )
+    study = serializers.PrimaryKeyRelatedField(queryset=Study.objects.all(), required=False, allow_null=True)
     sft_data = serializers.CharField(required=False, allow_blank=True, default="")
     version_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     method = serializers.ChoiceField(["sft", "dpo", "simpo"], default="simpo")

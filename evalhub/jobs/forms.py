@@ -38,6 +38,9 @@ class TrainingForm(forms.Form):
         choices=[("no", "fp32"), ("bf16", "bf16"), ("fp16", "fp16")], initial="no"
     )
     lora_rank = forms.IntegerField(initial=0, min_value=0, help_text="0 trains all weights.")
+    seed = forms.IntegerField(
+        initial=0, min_value=0, required=False, help_text="Same seed, data and settings: same run."
+    )
 
 
 class GenerationForm(forms.Form):

@@ -3,30 +3,59 @@
 - **Claim**: a conditional update from ``queued`` to ``running``; a second delivery of the
   same message (``acks_late`` redelivers after a crash) finds the job no longer queued and
   does nothing.
-- **Heartbeat**: a thread writes ``heartbeat_at``, the progress (the last line of the
-  trainer's ``metrics.jsonl``, or the generator's count) and the log tail every
-  ``EVALHUB_JOB_HEARTBEAT_SECONDS``, and reads the cancel flag. A worker that dies stops
-  the heartbeat; :func:`~evalhub.jobs.services.jobs_reap_stale` then marks the job failed.
-- **End**: succeeded, failed (with the error and the traceback's tail in the log) or
-  cancelled, written only if the job is still ``running`` — a job the reaper already
-  failed stays failed.
+- **Heartbeat**: a thread writes ``heartbeat_at`` (the database's clock), the progress (the
+  last complete line of the trainer's ``metrics.jsonl``, or the generator's count) and the
+  log tail every ``EVALHUB_JOB_HEARTBEAT_SECONDS``, and reads the cancel flag. A beat that
+  fails (a locked SQLite file, a dropped PostgreSQL connection) is logged and the next one
+  tried on a fresh connection. A worker that dies stops the heartbeat;
+  :func:`~evalhub.jobs.services.jobs_reap_stale` then marks the job failed.
+- **Stop**: the trainer polls after every step (the generator after every batch); the run
+  stops when the job is cancelled or is no longer ``running`` (the reaper failed it).
+- **End**: a trained version is registered only while the job is still ``running``, in the
+  transaction that moves its heartbeat, so the reaper cannot fail it meanwhile. Succeeded,
+  failed (with the error and the traceback's tail in the log) or cancelled is written only
+  if the job is still ``running`` — a job the reaper already failed stays failed.
 """
 
 import json
+import logging
 import threading
 import time
 import traceback
 from collections import deque
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from evalhub.catalog.models import ModelVersion
+from evalhub.jobs.metrics import metrics_last
 from evalhub.jobs.models import Job
 
+logger = logging.getLogger(__name__)
+
 LOG_LINES = 60
+END_WRITE_PAUSES = (1, 2, 4, 8)  # seconds between tries to record a job's end
+
+# Lines of the job log (and errors) users see; tests reuse them.
+STOPPING_NOT_RUNNING = "the job is {state} (not running any more); stopping"
+NOT_REGISTERED = "not registering the trained weights ({folder}): the job is {state}, not running"
+NAME_TAKEN_AT_REGISTRATION = "the model version name {wanted!r} was taken meanwhile; registered as {name!r}"
+TIME_LIMIT_REACHED = "stopped at the time limit (EVALHUB_JOB_TIME_LIMIT = {limit} s)"
+
+
+class JobNotRunning(Exception):
+    """The job was ended elsewhere (the reaper failed it) while this worker still ran it."""
+
+
+def _recover_connection() -> None:
+    """After a database error: drop this thread's connection if it is broken, so the next
+    query opens a fresh one. Inside a transaction (a test's) the owner must end it first."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 class JobMonitor:
@@ -41,7 +70,6 @@ class JobMonitor:
         self.loss: float | None = None
         self._last_logged_step = 0
         self._cancel = threading.Event()
-        self._last_cancel_check = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=f"job-{job.pk}-heartbeat", daemon=True)
@@ -54,36 +82,45 @@ class JobMonitor:
         self.step, self.total = step, total
 
     def cancel_requested(self) -> bool:
-        """Polled by the trainer after every step: a cancel takes effect at the next step
-        (the flag is read at most once a second, besides the heartbeat's reads)."""
-        now = time.monotonic()
-        if not self._cancel.is_set() and now - self._last_cancel_check >= 1.0:
-            self._last_cancel_check = now
-            if Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
-                self._cancel.set()
+        """Polled by the trainer after every step: a cancel (or the job's end elsewhere)
+        takes effect at the next step. One indexed read; a failed read stops nothing."""
+        if not self._cancel.is_set():
+            try:
+                self._read_flags()
+            except DatabaseError:
+                logger.warning("job %s: could not read the cancel flag", self.job_id, exc_info=True)
+                _recover_connection()
         return self._cancel.is_set()
+
+    def _read_flags(self) -> None:
+        state, cancel = Job.objects.filter(pk=self.job_id).values_list("state", "cancel_requested").get()
+        if state != Job.State.RUNNING and not self._cancel.is_set():
+            self.log(STOPPING_NOT_RUNNING.format(state=state))
+        if cancel or state != Job.State.RUNNING:
+            self._cancel.set()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """End the thread and write the last beat; that beat failing never keeps the job's
+        end from being recorded."""
         self._stop.set()
         self._thread.join()
-        self.beat()
+        self.beat_safely()
 
     def _loop(self) -> None:
         try:
             while not self._stop.wait(self.interval):
-                self.beat()
+                self.beat_safely()
         finally:
             connection.close()  # this thread's own connection
 
     def catch_up(self) -> None:
-        """Take progress and loss from the trainer's ``metrics.jsonl`` (last line) and log
-        them when they moved."""
-        if self.metrics_path is not None and self.metrics_path.is_file():
-            lines = self.metrics_path.read_text().splitlines()
-            last = json.loads(lines[-1]) if lines else {}
+        """Take progress and loss from the trainer's ``metrics.jsonl`` (its last complete
+        line) and log them when they moved."""
+        if self.metrics_path is not None:
+            last = metrics_last(self.metrics_path)
             if "step" in last and "loss" in last:
                 self.step, self.loss = last["step"], last["loss"]
         if self.step != self._last_logged_step:
@@ -96,16 +133,25 @@ class JobMonitor:
         with self._lock:
             tail = "\n".join(self.lines)
         Job.objects.filter(pk=self.job_id).update(
-            heartbeat_at=timezone.now(), progress_step=self.step, progress_total=self.total, log_tail=tail
+            heartbeat_at=Now(), progress_step=self.step, progress_total=self.total, log_tail=tail
         )
-        if Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
-            self._cancel.set()
+        self._read_flags()
+
+    def beat_safely(self) -> bool:
+        """:meth:`beat`, logging a failure instead of raising it; whether it worked."""
+        try:
+            self.beat()
+        except Exception:  # a heartbeat must outlive any one failure; the next beat tries again
+            logger.exception("job %s: heartbeat failed; next try in %s s", self.job_id, self.interval)
+            _recover_connection()
+            return False
+        return True
 
 
 def job_claim(job_id: int, worker: str) -> Job | None:
-    now = timezone.now()
+    """Move the job from queued to running; ``None`` if another delivery got there first."""
     claimed = Job.objects.filter(pk=job_id, state=Job.State.QUEUED).update(
-        state=Job.State.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+        state=Job.State.RUNNING, started_at=Now(), heartbeat_at=Now(), worker=worker
     )
     return Job.objects.get(pk=job_id) if claimed else None
 
@@ -131,6 +177,12 @@ def job_run(job_id: int, worker: str = "") -> str:
     except (TrainingCancelled, GenerationCancelled) as exc:
         state = Job.State.CANCELLED
         monitor.log(f"cancelled: {exc}")
+    except JobNotRunning as exc:
+        state = Job.State.FAILED  # already: the job is not running, so nothing more is recorded
+        monitor.log(str(exc))
+    except SoftTimeLimitExceeded:
+        state, error = Job.State.FAILED, TIME_LIMIT_REACHED.format(limit=settings.EVALHUB_JOB_TIME_LIMIT)
+        monitor.log(f"failed: {error}")
     except Exception as exc:  # any failure ends the job, with its reason visible
         state, error = Job.State.FAILED, f"{type(exc).__name__}: {exc}"
         for line in traceback.format_exc().splitlines()[-12:]:
@@ -138,10 +190,29 @@ def job_run(job_id: int, worker: str = "") -> str:
         monitor.log(f"failed: {error}")
     finally:
         monitor.stop()
-    Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
-        state=state, error=error, finished_at=timezone.now()
-    )
+    if not job_end(job_id, state=state, error=error):  # ended elsewhere: the reaper failed it
+        state = Job.objects.filter(pk=job_id).values_list("state", flat=True).first() or state
     return state
+
+
+def job_end(job_id: int, *, state: str, error: str = "") -> bool:
+    """Record the job's end if it is still running; whether it was. A database error is
+    retried for a while: the run's work is done and its outcome must not be lost to a
+    passing lock or a dropped connection (the reaper fails the job if all tries fail)."""
+    for pause in (*END_WRITE_PAUSES, None):
+        try:
+            return bool(
+                Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
+                    state=state, error=error, finished_at=Now()
+                )
+            )
+        except DatabaseError:
+            if pause is None:
+                raise
+            logger.warning("job %s: could not record its end; next try in %s s", job_id, pause, exc_info=True)
+            _recover_connection()
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def job_folder(job: Job) -> Path:
@@ -173,11 +244,28 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
     monitor.log(f"training {config.method} ({config.loss_space}) from {base.name}, {config.max_steps} steps")
     result = train(config, should_stop=monitor.cancel_requested)
     monitor.catch_up()  # the last step's line, before the closing lines of the log
-    name = job.config.get("version_name") or f"{base.name}-{config.method}-job{job.pk}"
+    version = version_register(job, result, monitor)
+    monitor.log(f"registered model version {version.name}")
+
+
+def version_register(job: Job, result, monitor: JobMonitor) -> ModelVersion:
+    """Register the trained weights of ``job`` (a ``training.trainer.TrainResult``) as a new
+    model version, child of the job's base version.
+
+    Only while the job is still running: the conditional update that moves its heartbeat
+    locks the row (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the whole file) until the
+    version is in, and the reaper, whose update requires a stale heartbeat, then matches
+    nothing. The chosen name, if another version took it meanwhile, gives way to a free one.
+    """
+    base = job.model_version
+    wanted = job.config.get("version_name") or f"{base.name}-{result.config.method}-job{job.pk}"
     with transaction.atomic():
-        version = ModelVersion.objects.create(
-            name=name,
-            kind=config.method,
+        if not Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(heartbeat_at=Now()):
+            state = Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+            raise JobNotRunning(NOT_REGISTERED.format(folder=result.final_model, state=state))
+        version = _version_create(
+            wanted,
+            kind=result.config.method,
             parent=base,
             weights_uri=str(result.final_model),
             description=f"Trained by job #{job.pk}"
@@ -191,7 +279,25 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
             data_hash=result.data_hash,
             result={"final_model": str(result.final_model), "steps": result.steps, "metrics": result.metrics},
         )
-    monitor.log(f"registered model version {version.name}")
+    if version.name != wanted:
+        monitor.log(NAME_TAKEN_AT_REGISTRATION.format(wanted=wanted, name=version.name))
+    return version
+
+
+def _version_create(wanted: str, **fields) -> ModelVersion:
+    """A new version named ``wanted``, or ``wanted (2)``… where that is taken — also by a
+    registration that commits between the look-up and the insert."""
+    from evalhub.jobs.services import free_name
+
+    for attempt in range(3):
+        name = free_name(wanted, ModelVersion.objects.all())
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(name=name, **fields)
+        except IntegrityError:  # the name, the only unique field, was just taken
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _run_generation(job: Job, monitor: JobMonitor) -> None:

@@ -1,7 +1,6 @@
 """Reads for the jobs pages and API."""
 
-import json
-
+from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from evalhub.jobs.runner import job_folder
 
@@ -17,16 +16,14 @@ def jobs_recent(limit: int = 200):
 
 def job_metrics(job: Job) -> list[dict]:
     """The loss curve of a training job, from the trainer's ``metrics.jsonl`` (thinned to
-    at most ``MAX_POINTS`` points for long runs)."""
+    at most ``MAX_POINTS`` points for long runs). A line the trainer is still writing is
+    left out until it is complete."""
     if job.kind != Job.Kind.TRAINING:
         return []
-    path = job_folder(job) / "run" / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    points = []
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if "loss" in record:
-            points.append({k: record[k] for k in METRIC_FIELDS if k in record})
+    points = [
+        {k: record[k] for k in METRIC_FIELDS if k in record}
+        for record in metrics_read(job_folder(job) / "run" / "metrics.jsonl")
+        if "loss" in record
+    ]
     stride = max(1, -(-len(points) // MAX_POINTS))
     return points[::stride] if stride > 1 else points

@@ -5,16 +5,20 @@ A job is queued with ``transaction.on_commit``, so a worker never receives the i
 row it cannot read yet.
 """
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Model, QuerySet
+from django.db.models.functions import Now
 
 from annotate.models import Study
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 from evalhub.jobs.models import Job
+
+logger = logging.getLogger(__name__)
 
 TRAINING_OPTIONS = (
     "method",
@@ -30,6 +34,29 @@ TRAINING_OPTIONS = (
 )
 GENERATION_DEFAULTS = {"images_per_prompt": 5, "steps": 50, "guidance": None, "seed": 0}
 
+# Messages users see (on forms, in API errors, on the job page); tests reuse them.
+UNKNOWN_OPTIONS = "unknown {kind} option(s): {names}"
+STUDY_OR_FOLDER = "give either a best/worst study or an SFT data folder"
+NOT_BEST_WORST = "study {study!r} is not a best/worst-of-five study"
+NO_DECIDED_PAIRS = "study {study!r} has no decided winner/loser pair yet"
+FOLDER_TRAINS_SFT_ONLY = "an image folder trains SFT only; preference methods need a best/worst study"
+NO_SFT_DATA = "SFT data {path} does not exist (workers read it from shared storage)"
+NO_WEIGHTS = "model version {version} has no weights folder (weights_uri is empty)"
+VERSION_NAME_TAKEN = "a model version named {name!r} already exists"
+VERSION_NAME_PROMISED = "job #{job} ({state}) will register a version named {name!r}; choose another name"
+NO_PARENT = "model version {version} has no parent to compare with"
+NO_PROMPTS = "prompt set {prompt_set!r} has no prompts"
+ALREADY_ENDED = "job #{job} has already ended ({state})"
+NOT_RETRYABLE = "only a failed or cancelled job can be retried; job #{job} is {state}"
+BROKER_UNREACHABLE = (
+    "the job could not be queued: the broker at CELERY_BROKER_URL did not take it ({error}); "
+    "retry it once the broker runs"
+)
+WORKER_SILENT = (
+    "worker {worker} stopped reporting: no heartbeat since {since:%Y-%m-%d %H:%M:%S} UTC "
+    "(timeout {timeout} s); it probably died mid-job"
+)
+
 
 class JobRejected(ValueError):
     pass
@@ -39,7 +66,7 @@ def _weights_folder(version: ModelVersion) -> str:
     from training.models import ModelLoadError, pipeline_family
 
     if not version.weights_uri:
-        raise JobRejected(f"model version {version.name} has no weights folder (weights_uri is empty)")
+        raise JobRejected(NO_WEIGHTS.format(version=version.name))
     try:
         pipeline_family(version.weights_uri)
     except ModelLoadError as exc:
@@ -48,10 +75,39 @@ def _weights_folder(version: ModelVersion) -> str:
 
 
 def _enqueue(job: Job) -> Job:
+    """Send ``job`` to the workers once the transaction that created it commits."""
+    transaction.on_commit(lambda: _publish(job))
+    return job
+
+
+def _publish(job: Job) -> None:
+    """Publish the job's ``run_job`` message; if the broker refuses it, the job fails at once
+    with the broker's error (and can be retried) instead of staying queued forever."""
     from evalhub.jobs.tasks import run_job
 
-    transaction.on_commit(lambda: run_job.delay(job.pk))
-    return job
+    try:
+        # No time limits in the message: the worker applies its own EVALHUB_JOB_TIME_LIMIT.
+        run_job.apply_async((job.pk,), time_limit=None, soft_time_limit=None)
+    except Exception as exc:  # kombu's OperationalError, or the transport's own connection error
+        logger.exception("could not queue job #%s", job.pk)
+        Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
+            state=Job.State.FAILED, error=BROKER_UNREACHABLE.format(error=exc), finished_at=Now()
+        )
+        job.refresh_from_db()
+
+
+def _check_version_name(name: str) -> None:
+    """A chosen version name must be free: no model version has it and no unfinished job
+    will register it."""
+    if not name:
+        return
+    if ModelVersion.objects.filter(name=name).exists():
+        raise JobRejected(VERSION_NAME_TAKEN.format(name=name))
+    pending = Job.objects.filter(
+        kind=Job.Kind.TRAINING, state__in=(Job.State.QUEUED, Job.State.RUNNING), config__version_name=name
+    ).first()
+    if pending is not None:
+        raise JobRejected(VERSION_NAME_PROMISED.format(job=pending.pk, state=pending.state, name=name))
 
 
 def training_launch(
@@ -71,18 +127,18 @@ def training_launch(
 
     unknown = set(options) - set(TRAINING_OPTIONS)
     if unknown:
-        raise JobRejected(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        raise JobRejected(UNKNOWN_OPTIONS.format(kind="training", names=", ".join(sorted(unknown))))
     if (study is None) == (not sft_data):
-        raise JobRejected("give either a best/worst study or an SFT data folder")
+        raise JobRejected(STUDY_OR_FOLDER)
     if study is not None:
         if study.kind != Study.Kind.BEST_WORST:
-            raise JobRejected(f"study {study.name!r} is not a best/worst-of-five study")
+            raise JobRejected(NOT_BEST_WORST.format(study=study.name))
         if best_worst_pairs(study).empty:
-            raise JobRejected(f"study {study.name!r} has no decided winner/loser pair yet")
+            raise JobRejected(NO_DECIDED_PAIRS.format(study=study.name))
     elif options.get("method", "simpo") != "sft":
-        raise JobRejected("an image folder trains SFT only; preference methods need a best/worst study")
+        raise JobRejected(FOLDER_TRAINS_SFT_ONLY)
     elif not Path(sft_data).exists():
-        raise JobRejected(f"SFT data {sft_data} does not exist (workers read it from shared storage)")
+        raise JobRejected(NO_SFT_DATA.format(path=sft_data))
     model = _weights_folder(base_version)
     options = {k: v for k, v in options.items() if v is not None}
     try:
@@ -90,8 +146,7 @@ def training_launch(
     except (ConfigError, TypeError) as exc:
         raise JobRejected(str(exc)) from exc
     version_name = version_name.strip()
-    if version_name and ModelVersion.objects.filter(name=version_name).exists():
-        raise JobRejected(f"a model version named {version_name!r} already exists")
+    _check_version_name(version_name)
     config = {"options": options, "sft_data": sft_data, "version_name": version_name}
     with transaction.atomic():
         job = Job.objects.create(
@@ -115,7 +170,7 @@ def generation_launch(
     """
     unknown = set(options) - set(GENERATION_DEFAULTS)
     if unknown:
-        raise JobRejected(f"unknown generation option(s): {', '.join(sorted(unknown))}")
+        raise JobRejected(UNKNOWN_OPTIONS.format(kind="generation", names=", ".join(sorted(unknown))))
     options = {**GENERATION_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     for name in ("images_per_prompt", "steps"):
         if not isinstance(options[name], int) or options[name] < 1:
@@ -123,11 +178,11 @@ def generation_launch(
     if options["guidance"] is not None and options["guidance"] < 0:
         raise JobRejected("guidance must not be negative")
     if compare_after and model_version.parent is None:
-        raise JobRejected(f"model version {model_version.name} has no parent to compare with")
+        raise JobRejected(NO_PARENT.format(version=model_version.name))
     _weights_folder(model_version)
     prompts = prompt_set.prompts.count()
     if not prompts:
-        raise JobRejected(f"prompt set {prompt_set.name!r} has no prompts")
+        raise JobRejected(NO_PROMPTS.format(prompt_set=prompt_set.name))
     with transaction.atomic():
         job = Job.objects.create(
             kind=Job.Kind.GENERATION,
@@ -142,26 +197,27 @@ def generation_launch(
 
 def job_cancel(job: Job) -> Job:
     """A queued job is cancelled at once; a running one stops at its next step."""
-    now = timezone.now()
     if Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
-        state=Job.State.CANCELLED, finished_at=now, cancel_requested=True
+        state=Job.State.CANCELLED, finished_at=Now(), cancel_requested=True
     ):
         job.refresh_from_db()
         return job
     if not Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(cancel_requested=True):
         job.refresh_from_db()
-        raise JobRejected(f"job #{job.pk} has already ended ({job.state})")
+        raise JobRejected(ALREADY_ENDED.format(job=job.pk, state=job.state))
     job.refresh_from_db()
     return job
 
 
 def job_retry(job: Job, *, user) -> Job:
-    """A new job with the same configuration as a failed or cancelled one."""
+    """A new job with the same configuration as a failed or cancelled one (its chosen version
+    name checked again: another job may have taken it meanwhile)."""
     if job.state not in (Job.State.FAILED, Job.State.CANCELLED):
-        raise JobRejected(f"only a failed or cancelled job can be retried; job #{job.pk} is {job.state}")
+        raise JobRejected(NOT_RETRYABLE.format(job=job.pk, state=job.state))
     config = dict(job.config)
     if job.kind == Job.Kind.TRAINING:
         config.pop("train_config", None)
+        _check_version_name(config.get("version_name", ""))
     with transaction.atomic():
         retry = Job.objects.create(
             kind=job.kind,
@@ -176,30 +232,30 @@ def job_retry(job: Job, *, user) -> Job:
         return _enqueue(retry)
 
 
-def jobs_reap_stale(now=None) -> int:
+def jobs_reap_stale() -> int:
     """Mark running jobs whose worker stopped reporting as failed; returns how many.
 
-    Cheap (one indexed query), so pages and the API call it before showing jobs, and each
-    worker calls it when it starts.
+    Heartbeats are written and judged by the database's clock (``Now()``), so a worker's
+    or a web server's clock that is off decides nothing. Cheap (one indexed query), so the
+    ``reap_stale_jobs`` task runs it on the ``celery beat`` schedule, pages and the API
+    before showing jobs, and each worker when it starts.
     """
-    now = now or timezone.now()
     timeout = settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT
+    stale = Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=Now() - timedelta(seconds=timeout))
     reaped = 0
-    stale = Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=now - timedelta(seconds=timeout))
     for job in stale.only("pk", "heartbeat_at", "worker"):
-        reason = (
-            f"worker {job.worker or '?'} stopped reporting: no heartbeat since "
-            f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC (timeout {timeout} s); it probably died mid-job"
-        )
-        reaped += Job.objects.filter(
-            pk=job.pk, state=Job.State.RUNNING, heartbeat_at=job.heartbeat_at
-        ).update(state=Job.State.FAILED, finished_at=now, error=reason)
+        reason = WORKER_SILENT.format(worker=job.worker or "?", since=job.heartbeat_at, timeout=timeout)
+        # Still running and still stale when written: a beat that came in meanwhile wins.
+        reaped += stale.filter(pk=job.pk).update(state=Job.State.FAILED, finished_at=Now(), error=reason)
     return reaped
 
 
-def _free_name(base: str) -> str:
+def free_name(base: str, taken: QuerySet[Model] | None = None) -> str:
+    """``base``, or ``base (2)``, ``base (3)``… : the first name no row of ``taken`` (studies
+    by default) has."""
+    taken = Study.objects.all() if taken is None else taken
     name, n = base, 2
-    while Study.objects.filter(name=name).exists():
+    while taken.filter(name=name).exists():
         name, n = f"{base} ({n})", n + 1
     return name
 
@@ -217,7 +273,7 @@ def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> 
 
     parent = version.parent
     if parent is None:
-        raise JobRejected(f"model version {version.name} has no parent to compare with")
+        raise JobRejected(NO_PARENT.format(version=version.name))
     for model in (version, parent):
         if not _has_images(model, prompt_set):
             raise JobRejected(
@@ -230,7 +286,7 @@ def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> 
         with transaction.atomic():
             return [
                 study_create(
-                    name=_free_name(name),
+                    name=free_name(name),
                     kind=kind,
                     prompt_set=prompt_set,
                     model_versions=[version, parent],
@@ -248,7 +304,7 @@ def comparison_request(*, user, version: ModelVersion, prompt_set: PromptSet, **
     job that creates them when it finishes."""
     parent = version.parent
     if parent is None:
-        raise JobRejected(f"model version {version.name} has no parent to compare with")
+        raise JobRejected(NO_PARENT.format(version=version.name))
     if not _has_images(parent, prompt_set):
         raise JobRejected(
             f"the parent {parent.name} has no images for prompt set {prompt_set.name!r}; "

@@ -1,7 +1,10 @@
 """Jobs run in-process through the worker's code (evalhub.jobs.runner): the loop from
-preferences to a new version, its images and the studies against its parent."""
+preferences to a new version, its images and the studies against its parent.
+
+Tests that run a job use ``as_worker`` (no test transaction; see conftest)."""
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -9,29 +12,27 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
+from django.db import connection
+from django.db.models.functions import Now
 
 from annotate.models import Study
 from evalhub.catalog.models import GeneratedImage, ModelVersion
 from evalhub.jobs import runner, services
+from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
-
-TINY_RUN = {"method": "simpo", "loss_space": "latent+pixel", "max_steps": 3, "batch_size": 2}
-
-
-def launch_training(user, base_version, study, **options):
-    return services.training_launch(
-        user=user, base_version=base_version, study=study, options={**TINY_RUN, **options}
-    )
+from tests.jobs.conftest import TINY_RUN, launch_training, queued
+from training.data import data_fingerprint
 
 
 def test_training_job_registers_a_version_with_its_lineage(
-    alice, base_version, preference_study, jobs_dir, tmp_path, django_capture_on_commit_callbacks
+    alice, as_worker, base_version, preference_study, jobs_dir, tmp_path, broker_queue
 ):
-    with django_capture_on_commit_callbacks(execute=False) as queued:
-        job = launch_training(alice, base_version, preference_study)
-    assert len(queued) == 1 and job.state == Job.State.QUEUED and job.progress_total == 3
+    """The worker trains on the study's export and registers a child version that records
+    the export's hash, the resolved configuration and the final metrics."""
+    job = launch_training(alice, base_version, preference_study)
+    assert len(queued(broker_queue, "gpu")) == 1  # one message, on the gpu queue
+    assert job.state == Job.State.QUEUED and job.progress_total == 3
 
     assert runner.job_run(job.pk, worker="test") == Job.State.SUCCEEDED
     job.refresh_from_db()
@@ -50,14 +51,18 @@ def test_training_job_registers_a_version_with_its_lineage(
     assert [v.name for v in version.lineage()] == [version.name, base_version.name]
 
 
-def test_a_second_delivery_runs_nothing(alice, base_version, preference_study, jobs_dir):
+def test_a_second_delivery_runs_nothing(alice, as_worker, base_version, preference_study):
+    """Once claimed, the job is not queued any more: another delivery of its message skips."""
     job = launch_training(alice, base_version, preference_study, max_steps=1)
     assert runner.job_run(job.pk) == Job.State.SUCCEEDED
     assert runner.job_run(job.pk) == "skipped"
     assert ModelVersion.objects.filter(parent=base_version).count() == 1
 
 
-def test_a_training_that_raises_fails_with_its_error_visible(alice, base_version, preference_study, jobs_dir):
+def test_a_training_that_raises_fails_with_its_error_visible(
+    alice, as_worker, base_version, preference_study
+):
+    """The exception and the tail of its traceback end up on the job."""
     job = launch_training(alice, base_version, preference_study)
     shutil.rmtree(Path(base_version.weights_uri) / "unet")  # the weights break after the launch
     assert runner.job_run(job.pk) == Job.State.FAILED
@@ -67,53 +72,123 @@ def test_a_training_that_raises_fails_with_its_error_visible(alice, base_version
     assert job.produced_version is None and job.finished_at is not None
 
 
-@pytest.mark.django_db(transaction=True)
-def test_cancel_stops_a_running_training_at_its_next_step(
-    alice, base_version, preference_study, jobs_dir, settings, django_capture_on_commit_callbacks
-):
-    settings.EVALHUB_JOB_HEARTBEAT_SECONDS = 0.2
-    with django_capture_on_commit_callbacks(execute=False):  # this test is the worker
-        job = launch_training(alice, base_version, preference_study, max_steps=100_000)
+def run_in_thread(job: Job) -> tuple[threading.Thread, dict]:
+    """The worker's run of ``job`` on a thread of this process; the outcome fills the dict."""
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(state=runner.job_run(job.pk)))
+
+    def work():
+        try:
+            outcome.update(state=runner.job_run(job.pk))
+        finally:
+            connection.close()  # the thread's own
+
+    worker = threading.Thread(target=work)
     worker.start()
+    return worker, outcome
+
+
+def steps_logged(job: Job) -> int:
+    """How many optimizer steps the trainer has written to its metrics so far."""
+    return len(metrics_read(runner.job_folder(job) / "run" / "metrics.jsonl"))
+
+
+def test_cancel_stops_a_running_training_at_its_next_step(
+    alice, as_worker, base_version, preference_study, settings
+):
+    """The run ends within a step of the cancel (the trainer reads the flag after every step)."""
+    settings.EVALHUB_JOB_HEARTBEAT_SECONDS = 0.2
+    fast = {"loss_space": "latent", "batch_size": 1}  # short steps: a late stop would show
+    job = launch_training(alice, base_version, preference_study, max_steps=100_000, **fast)
+    worker, outcome = run_in_thread(job)
     deadline = time.monotonic() + 60
-    while Job.objects.get(pk=job.pk).progress_step < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while steps_logged(job) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     services.job_cancel(Job.objects.get(pk=job.pk))
+    at_cancel = steps_logged(job)
     worker.join(timeout=60)
     job.refresh_from_db()
     assert outcome["state"] == job.state == Job.State.CANCELLED
-    assert job.progress_step < 1000 and "cancelled" in job.log_tail
+    assert at_cancel <= job.progress_step <= at_cancel + 1, (at_cancel, job.progress_step)
+    assert f"cancelled: stopped on request after step {job.progress_step}" in job.log_tail
     assert not ModelVersion.objects.filter(parent=base_version).exists()
 
 
+def test_a_run_the_reaper_failed_stops_and_registers_nothing(
+    alice, as_worker, base_version, preference_study, settings
+):
+    """A worker that was silent too long (a database outage, a stall) finds its job failed:
+    it stops at the next step, and the job stays failed with the reaper's reason."""
+    settings.EVALHUB_JOB_HEARTBEAT_SECONDS = 3600  # no beat: the worker looks dead
+    settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT = 1
+    job = launch_training(alice, base_version, preference_study, max_steps=100_000)
+    worker, outcome = run_in_thread(job)
+    deadline = time.monotonic() + 60
+    while not services.jobs_reap_stale() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    worker.join(timeout=60)
+    job.refresh_from_db()
+    assert outcome["state"] == job.state == Job.State.FAILED
+    assert "stopped reporting" in job.error
+    assert runner.STOPPING_NOT_RUNNING.format(state="failed") in job.log_tail
+    assert not ModelVersion.objects.filter(parent=base_version).exists()
+
+
+def test_a_version_is_registered_only_while_the_job_runs(alice, base_version, preference_study, settings):
+    """The registration re-checks the job's state in its own transaction: a job the reaper
+    failed after training ended registers no version."""
+    from training.config import TrainConfig
+    from training.trainer import TrainResult
+
+    settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT = 30
+    job = runner.job_claim(launch_training(alice, base_version, preference_study).pk, "w1")
+    result = TrainResult(
+        final_model=Path("/runs/final"),
+        steps=3,
+        data_hash="0" * 64,
+        metrics={"step": 3, "loss": 0.5},
+        config=TrainConfig(model=base_version.weights_uri, data="d", output_dir="o", **TINY_RUN),
+    )
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=Now() - timedelta(seconds=31))
+    assert services.jobs_reap_stale() == 1
+    message = runner.NOT_REGISTERED.format(folder="/runs/final", state="failed")
+    with pytest.raises(runner.JobNotRunning, match=re.escape(message)):
+        runner.version_register(job, result, runner.JobMonitor(job))
+    assert not ModelVersion.objects.filter(parent=base_version).exists()
+    assert Job.objects.get(pk=job.pk).produced_version is None
+
+
 def test_cancelling_a_queued_job_ends_it_before_it_starts(alice, base_version, preference_study, jobs_dir):
+    """A queued job is cancelled at once, and its message then runs nothing."""
     job = services.job_cancel(launch_training(alice, base_version, preference_study))
     assert job.state == Job.State.CANCELLED and job.finished_at
     assert runner.job_run(job.pk) == "skipped"
-    with pytest.raises(services.JobRejected, match="already ended"):
+    with pytest.raises(
+        services.JobRejected, match=re.escape(services.ALREADY_ENDED.format(job=job.pk, state="cancelled"))
+    ):
         services.job_cancel(job)
 
 
 def test_retry_queues_the_same_configuration(alice, base_version, preference_study, jobs_dir):
+    """A retry is a new job with the cancelled one's configuration; a queued job has no retry."""
     job = services.job_cancel(launch_training(alice, base_version, preference_study))
     retry = services.job_retry(job, user=alice)
     assert (retry.config, retry.retry_of, retry.state) == (job.config, job, Job.State.QUEUED)
-    with pytest.raises(services.JobRejected, match="only a failed or cancelled job"):
+    with pytest.raises(
+        services.JobRejected, match=re.escape(services.NOT_RETRYABLE.format(job=retry.pk, state="queued"))
+    ):
         services.job_retry(retry, user=alice)
 
 
 def test_the_reaper_fails_jobs_whose_worker_went_silent(alice, base_version, preference_study, settings):
+    """Only a job whose last heartbeat is older than the timeout is failed, with the reason."""
     settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT = 30
     silent = launch_training(alice, base_version, preference_study)
     alive = launch_training(alice, base_version, preference_study)
-    now = timezone.now()
     Job.objects.filter(pk=silent.pk).update(
-        state="running", worker="w1", heartbeat_at=now - timedelta(seconds=31)
+        state="running", worker="w1", heartbeat_at=Now() - timedelta(seconds=31)
     )
-    Job.objects.filter(pk=alive.pk).update(state="running", heartbeat_at=now - timedelta(seconds=5))
-    assert services.jobs_reap_stale(now) == 1
+    Job.objects.filter(pk=alive.pk).update(state="running", heartbeat_at=Now() - timedelta(seconds=5))
+    assert services.jobs_reap_stale() == 1
     silent.refresh_from_db()
     alive.refresh_from_db()
     assert silent.state == Job.State.FAILED and "worker w1 stopped reporting" in silent.error
@@ -135,6 +210,7 @@ def test_the_reaper_fails_jobs_whose_worker_went_silent(alice, base_version, pre
 def test_training_launch_validates_before_queueing(
     alice, base_version, other_version, preference_study, prompt_set, change, message
 ):
+    """Every bad choice is refused with its reason before a job exists."""
     study = preference_study
     if change.get("study") == "ab":
         study = Study.objects.create(name="ab", kind=Study.Kind.AB, prompt_set=prompt_set)
@@ -155,18 +231,23 @@ def test_training_launch_validates_before_queueing(
 
 
 def test_a_study_without_decided_pairs_cannot_train(alice, base_version, prompt_set):
+    """A best/worst study with no decided pair has nothing to train on."""
     from annotate.services import study_create
 
     empty = study_create(
         name="empty", kind=Study.Kind.BEST_WORST, prompt_set=prompt_set, model_versions=[base_version]
     )
-    with pytest.raises(services.JobRejected, match="no decided winner/loser pair"):
+    with pytest.raises(
+        services.JobRejected, match=re.escape(services.NO_DECIDED_PAIRS.format(study="empty"))
+    ):
         services.training_launch(user=alice, base_version=base_version, study=empty, options=TINY_RUN)
 
 
 def test_generation_then_comparison_with_the_parent(
-    alice, base_version, preference_study, prompt_set, jobs_dir
+    alice, as_worker, base_version, preference_study, prompt_set
 ):
+    """Generation imports the new version's images, then creates the A/B and alignment
+    studies against its parent; asking again makes new studies under free names."""
     job = launch_training(alice, base_version, preference_study, max_steps=1)
     runner.job_run(job.pk)
     child = Job.objects.get(pk=job.pk).produced_version
@@ -200,15 +281,20 @@ def test_generation_then_comparison_with_the_parent(
 def test_comparison_needs_a_parent_and_generation_needs_weights(
     alice, base_version, other_version, prompt_set
 ):
-    with pytest.raises(services.JobRejected, match="no parent"):
+    """Comparing a version without a parent, or generating without weights, is refused."""
+    no_parent = services.NO_PARENT.format(version=base_version.name)
+    with pytest.raises(services.JobRejected, match=re.escape(no_parent)):
         services.comparison_request(user=alice, version=base_version, prompt_set=prompt_set)
-    with pytest.raises(services.JobRejected, match="no weights folder"):
+    with pytest.raises(
+        services.JobRejected, match=re.escape(services.NO_WEIGHTS.format(version=other_version.name))
+    ):
         services.generation_launch(user=alice, model_version=other_version, prompt_set=prompt_set)
     with pytest.raises(services.JobRejected, match="steps must be a positive"):
         services.generation_launch(user=alice, model_version=base_version, prompt_set=prompt_set, steps=0)
 
 
-def test_metrics_of_a_training_job_feed_the_chart(alice, base_version, preference_study, jobs_dir):
+def test_metrics_of_a_training_job_feed_the_chart(alice, as_worker, base_version, preference_study):
+    """The chart's points are the trainer's per-step metrics."""
     from evalhub.jobs.selectors import job_metrics
 
     job = launch_training(alice, base_version, preference_study)
@@ -217,3 +303,45 @@ def test_metrics_of_a_training_job_feed_the_chart(alice, base_version, preferenc
     assert [p["step"] for p in points] == [1, 2, 3]
     assert {"loss", "latent_loss", "pixel_loss", "implicit_acc"} <= set(points[0])
     assert json.dumps(points)
+
+
+def test_the_chart_leaves_out_a_line_still_being_written(alice, base_version, preference_study, jobs_dir):
+    """While the trainer writes, the last line can be half there: the chart skips it (and
+    any line that does not parse) instead of failing the page."""
+    from evalhub.jobs.selectors import job_metrics
+
+    job = launch_training(alice, base_version, preference_study)
+    metrics = runner.job_folder(job) / "run" / "metrics.jsonl"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text('{"step": 1, "loss": 0.9}\nnot json\n{"step": 2, "loss": 0.8}\n{"step": 3, "lo')
+    assert [p["step"] for p in job_metrics(job)] == [1, 2]
+    with metrics.open("a") as handle:
+        handle.write('ss": 0.7}\n')
+    assert [p["step"] for p in job_metrics(job)] == [1, 2, 3]
+
+
+def test_a_training_job_on_an_sft_image_folder(client, alice, as_worker, base_version, sft_folder):
+    """From the training form with an SFT folder and a seed to a registered SFT version whose
+    page names its training data."""
+    client.force_login(alice)
+    response = client.post(
+        "/jobs/new/training/",
+        {"base_version": base_version.pk, "sft_data": str(sft_folder), "method": "sft",
+         "loss_space": "latent+pixel", "max_steps": 2, "batch_size": 2, "learning_rate": 1e-5,
+         "mixed_precision": "no", "lora_rank": 0, "seed": 7, "version_name": "tiny-sft"},
+    )  # fmt: skip
+    job = Job.objects.get()
+    assert response.status_code == 302 and response.url == f"/jobs/{job.pk}/"
+    assert job.config["sft_data"] == str(sft_folder) and job.config["options"]["seed"] == 7
+    assert job.source_study is None
+
+    assert runner.job_run(job.pk) == Job.State.SUCCEEDED
+    job.refresh_from_db()
+    version = job.produced_version
+    assert (version.name, version.kind, version.parent) == ("tiny-sft", "sft", base_version)
+    assert version.training_data_hash == job.data_hash == data_fingerprint(sft_folder)
+    assert version.training_config["seed"] == 7 and version.training_config["data"] == str(sft_folder)
+    assert version.final_metrics["step"] == 2
+    page = client.get(f"/catalog/models/{version.pk}/").content.decode()
+    assert f"training data (SFT) <code>{version.training_data_hash}</code>" in page
+    assert f"images of <code>{sft_folder}</code>" in page and "preference" not in page

@@ -1,30 +1,37 @@
 """The loop with a real `celery worker` process: preferences → training job → new version
-with lineage → generation job → A/B study against the parent; a worker killed mid-job.
+with lineage → generation job → A/B study against the parent; a worker killed mid-job; a
+message delivered twice; the beat-driven reaper.
 
 On PostgreSQL with Redis (the production configuration, `make test`'s second run) and on
 the embedded default (SQLite file database, server-less filesystem broker).
 """
 
+import re
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
-from kombu import pools
+from django.db.models.functions import Now
 from rest_framework.test import APIClient
 
 from annotate.models import Study
-from evalhub.celery import app
+from evalhub.catalog.models import ModelVersion
 from evalhub.env import subprocess_env
+from evalhub.jobs import runner
 from evalhub.jobs.models import Job
+from evalhub.jobs.tasks import run_job
 from evalhub.results.preference_export import preference_pairs_export
-from tests.workers import celery_worker
+from tests.jobs.conftest import launch_training
+from tests.workers import broker_at, celery_worker
 
 HEARTBEAT_TIMEOUT = 4
 
 
 def database_url() -> str:
+    """The test database's URL, for the worker process."""
     s = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
@@ -32,37 +39,19 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def broker(request, tmp_path):
-    """Point this process's Celery app and the worker at the same broker; restored after."""
-    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options")}
+def broker(request, tmp_path, broker_queue):
+    """Point this process's Celery app and the worker at the same broker: Redis on
+    PostgreSQL runs given ``--redis-url``, else the test's filesystem broker (whose folders
+    the worker derives from ``EVALHUB_VAR_DIR``). Flushes the Redis database first."""
     redis_url = request.config.getoption("--redis-url")
     if redis_url and connection.vendor == "postgresql":
-        app.conf.broker_url, env = redis_url, {"CELERY_BROKER_URL": redis_url}
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        with broker_at(redis_url):
+            yield {"CELERY_BROKER_URL": redis_url}
     else:
-        folders = {name: tmp_path / "celery" / name for name in ("queue", "processed", "control", "results")}
-        for folder in folders.values():
-            folder.mkdir(parents=True)
-        app.conf.broker_url = "filesystem://localhost/"
-        app.conf.broker_transport_options = {
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            "processed_folder": str(folders["processed"]),
-            "control_folder": str(folders["control"]),
-        }
-        env = {"EVALHUB_VAR_DIR": str(tmp_path)}  # the worker derives the same folders from it
-    _drop_connections()
-    yield env
-    for key, value in saved.items():
-        app.conf[key] = value
-    _drop_connections()
-
-
-def _drop_connections():
-    # Celery caches its connection and producer pools on first use; a new broker URL only
-    # takes effect once they are rebuilt.
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
+        yield {"EVALHUB_VAR_DIR": str(tmp_path)}
 
 
 @pytest.fixture
@@ -83,6 +72,7 @@ def worker_env(broker, settings, media_root, jobs_dir):
 
 
 def wait_for(client, job_id: int, states, timeout: float, log: Path) -> dict:
+    """Poll the job through the API until it is in one of ``states``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}/").json()
@@ -95,12 +85,14 @@ def wait_for(client, job_id: int, states, timeout: float, log: Path) -> dict:
 
 
 def researcher_client(alice) -> APIClient:
+    """Alice's API client."""
     client = APIClient()
     client.force_authenticate(alice)
     return client
 
 
 def run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, tmp_path):
+    """Preferences → training → version with lineage → generation → A/B study vs the parent."""
     client = researcher_client(alice)
     log = tmp_path / "worker.log"
     with celery_worker(worker_env, log, queues="celery,gpu", name="jobs@%h"):
@@ -152,6 +144,7 @@ def run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, 
 def test_the_loop_on_postgres_redis_and_a_real_worker(
     alice, base_version, preference_study, prompt_set, worker_env, tmp_path
 ):
+    """The production configuration: PostgreSQL, Redis and a worker process."""
     if connection.vendor != "postgresql":
         pytest.skip("the production configuration runs in make test's PostgreSQL pass")
     run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, tmp_path)
@@ -161,6 +154,7 @@ def test_the_loop_on_postgres_redis_and_a_real_worker(
 def test_the_loop_on_the_embedded_default(
     alice, base_version, preference_study, prompt_set, worker_env, tmp_path
 ):
+    """The embedded default: SQLite and the filesystem broker, as in the demo."""
     if connection.vendor != "sqlite":
         pytest.skip("the embedded default is SQLite with the filesystem broker")
     run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, tmp_path)
@@ -170,6 +164,7 @@ def test_the_loop_on_the_embedded_default(
 def test_a_worker_killed_mid_job_leaves_the_job_failed_with_a_reason(
     alice, base_version, preference_study, worker_env, tmp_path
 ):
+    """SIGKILL mid-training: the job ends failed with the reason within the timeout."""
     client = researcher_client(alice)
     log = tmp_path / "worker.log"
     with celery_worker(worker_env, log, queues="celery,gpu", name="jobs@%h") as worker:
@@ -190,3 +185,66 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_with_a_reason(
     assert time.monotonic() - killed_at < HEARTBEAT_TIMEOUT + 30
     assert "stopped reporting" in failed["error"] and "probably died mid-job" in failed["error"]
     assert failed["finished_at"] is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_delivered_twice_runs_once(alice, base_version, preference_study, worker_env, tmp_path):
+    """The launch's message and a second copy of it reach a worker with two processes at
+    once: one claims and runs the job, the other finds it claimed; one version."""
+    log = tmp_path / "worker.log"
+    job = launch_training(alice, base_version, preference_study, max_steps=2)  # the first message
+    run_job.delay(job.pk)  # the duplicate
+    with celery_worker(worker_env, log, queues="gpu", name="jobs@%h", concurrency=2):
+        deadline = time.monotonic() + 240
+        while len(re.findall(r"run_job\[[^]]+\] succeeded", log.read_text())) < 2:
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.5)
+    outcomes = re.findall(r"run_job\[[^]]+\] succeeded in [0-9.]+s: '(\w+)'", log.read_text())
+    assert sorted(outcomes) == ["skipped", "succeeded"], log.read_text()[-4000:]
+    job.refresh_from_db()
+    assert job.state == Job.State.SUCCEEDED and job.produced_version is not None
+    assert ModelVersion.objects.filter(parent=base_version).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_celery_beat_fails_a_dead_workers_job_with_no_page_read(
+    alice, base_version, preference_study, worker_env, tmp_path
+):
+    """With beat embedded in the worker (as ``scripts/serve.sh`` runs it), a job whose
+    heartbeat went stale is failed on the schedule, though nobody opens a jobs page."""
+    log = tmp_path / "worker.log"
+    job = launch_training(alice, base_version, preference_study)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING, worker="gone@host")
+    with celery_worker(worker_env, log, queues="celery", name="beat@%h", beat=True):
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text():  # the worker's own reap at start is done
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.2)
+        Job.objects.filter(pk=job.pk).update(heartbeat_at=Now() - timedelta(seconds=HEARTBEAT_TIMEOUT + 1))
+        while Job.objects.get(pk=job.pk).state == Job.State.RUNNING:
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.2)
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED and "worker gone@host stopped reporting" in job.error
+    assert "reap_stale_jobs" in log.read_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_past_the_time_limit_fails_with_that_reason(
+    alice, base_version, preference_study, worker_env, tmp_path
+):
+    """A run longer than ``EVALHUB_JOB_TIME_LIMIT`` is stopped by the (prefork) pool and the
+    job fails naming the limit, rather than running on."""
+    log = tmp_path / "worker.log"
+    env = {**worker_env, "EVALHUB_JOB_TIME_LIMIT": "15"}  # past the imports, into training
+    with celery_worker(env, log, queues="gpu", name="limited@%h", concurrency=1):
+        job = launch_training(alice, base_version, preference_study, max_steps=100_000)
+        deadline = time.monotonic() + 120
+        while Job.objects.get(pk=job.pk).state in (Job.State.QUEUED, Job.State.RUNNING):
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.5)
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED, job.error + job.log_tail
+    assert job.error == runner.TIME_LIMIT_REACHED.format(limit=15)
+    assert job.progress_step >= 1 and "failed: " + job.error in job.log_tail
+    assert job.produced_version is None
