@@ -80,7 +80,9 @@ class Task(models.Model):
         FLAWS = "flaws", "Visual flaws"
         APPEAL = "appeal", "Visual appeal"
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="tasks")
+    # Indexes that lead with the same column serve the foreign keys here and below: every
+    # index is written again on each judgment (a task's count, a lease's state change).
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     key = models.CharField(max_length=100, help_text="Stable name within the study, for exports and imports.")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="tasks")
     criterion = models.CharField(max_length=10, choices=Criterion.choices, blank=True)
@@ -130,15 +132,21 @@ class Lease(models.Model):
         SKIPPED = "skipped", "Skipped"
         DONE = "done", "Done"
 
-    token = models.CharField(max_length=32, unique=True, default=new_token)
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="leases")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases")
+    token = models.CharField(max_length=32, default=new_token)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="leases", db_index=False)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases", db_index=False
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
     shown_at = models.DateTimeField()
     expires_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="lease_once_per_annotator")]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "annotator"], name="lease_once_per_annotator"),
+            # A constraint, not unique=True, which on PostgreSQL adds a second (LIKE) index.
+            models.UniqueConstraint(fields=["token"], name="lease_token_unique"),
+        ]
         indexes = [
             models.Index(fields=["task", "state", "expires_at"], name="lease_active_idx"),
             # An annotator's live leases, without reading back through all they ever held.
@@ -158,9 +166,9 @@ class Judgment(models.Model):
     (question id to true/false) for text alignment.
     """
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgments")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgments", db_index=False)
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments", db_index=False
     )
     client_id = models.UUIDField(
         help_text="Sent by the page with each answer: repeats are the same judgment."

@@ -7,8 +7,9 @@ the judgment count is checked against N, and unique constraints on (task, annota
 and (annotator, client_id) back both rules in the database itself.
 
 Submitting is on every annotator's hot path, so its statements are written out in SQL
-(``evalhub.sql``): in one transaction, the lease read with the task's row lock, a fresh
-read once the lock is held, and the three writes.
+(``evalhub.sql``): in one transaction, the lease read, the task's count raised (which
+takes the task's row lock), a fresh read once the lock is held, and the two other writes;
+a refused answer rolls the count back.
 """
 
 import uuid
@@ -34,7 +35,7 @@ class SubmitResult:
 
 
 # The lease with what checking the answer needs, and a judgment already recorded under
-# this client_id (a repeat); the task's row is locked until the transaction ends.
+# this client_id (a repeat).
 LEASE_SQL = """
 SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id,
   (SELECT COUNT(*) FROM annotate_taskimage ti WHERE ti.task_id = t.id),
@@ -48,8 +49,8 @@ WHERE l.token = %(token)s AND l.annotator_id = %(me)s
 
 QUESTIONS_SQL = "SELECT id FROM catalog_alignmentquestion WHERE prompt_id = %(prompt)s"
 
-# Read again once the lock is held (the read that took it may predate a submission that
-# committed while it waited), with the annotator's progress before this answer.
+# Read again once the lock is held (the lease read may predate a submission that committed
+# meanwhile), with the annotator's progress before this answer.
 FRESH_SQL = f"""
 SELECT t.judgment_count, s.overlap, l.state, l.expires_at, j.id, j.task_id,
   (SELECT COUNT(*) FROM annotate_lease o
@@ -91,6 +92,10 @@ def judgment_submit(
     try:
         with transaction.atomic():
             return _submit(params, answer, annotator, client_id, now)
+    except _Repeat as repeat:
+        return _repeat(
+            repeat.judgment_id, repeat.judgment_task_id, task_id=repeat.task_id, annotator=annotator
+        )
     except IntegrityError:
         # Either a concurrent attempt with the same client_id won the race (the same
         # answer), or a judgment for this task and annotator came from elsewhere (an
@@ -103,12 +108,12 @@ def judgment_submit(
 
 
 def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: datetime) -> SubmitResult:
-    row = sql.fetch_one(LEASE_SQL + sql.lock_of("t"), params)
+    row = sql.fetch_one(LEASE_SQL, params)
     if row is None:
         raise NotFound(errors.UNKNOWN_ASSIGNMENT)
     lease_id, task_id, shown_at, study_id, kind, status, prompt_id, image_count, *repeat = row
     if repeat[0] is not None:
-        return _repeat(*repeat, task_id=task_id, annotator=annotator)
+        raise _Repeat(*repeat, task_id)
     if status == Study.Status.CLOSED:
         raise Conflict(errors.STUDY_CLOSED)
     clean = answer_check(
@@ -122,11 +127,15 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
         ),
     )
     params.update(lease=lease_id, task=task_id)
-    (taken, overlap, state, expires_at, *repeat, others_active, left_model_id, done, open_tasks, closed) = (
+    # Counting this answer first takes the task's row lock with the write itself: other
+    # submissions to the task wait here until this transaction ends.
+    sql.execute(COUNT_SQL, params)
+    (counted, overlap, state, expires_at, *repeat, others_active, left_model_id, done, open_tasks, closed) = (
         sql.fetch_one(FRESH_SQL, params)
     )
+    taken = counted - 1
     if repeat[0] is not None:
-        return _repeat(*repeat, task_id=task_id, annotator=annotator)
+        raise _Repeat(*repeat, task_id)
     if state == Lease.State.DONE:
         raise Conflict(errors.ALREADY_ANSWERED)
     if state == Lease.State.SKIPPED:
@@ -147,7 +156,6 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
             "answered": params["now"],
         },
     )
-    sql.execute(COUNT_SQL, params)
     sql.execute(DONE_SQL, params)
     judgment = Judgment(
         id=judgment_id,
@@ -159,10 +167,21 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
         shown_at=sql.aware(shown_at),
         answered_at=now,
     )
-    # This answer moves its task from "remaining" to "done" for this annotator, whether
-    # the task stays open (now closed to them) or reaches N (no longer open).
-    progress = Progress(done=done + 1, remaining=open_tasks - closed - 1)
+    # The counts were read with this answer's task count raised, before its judgment and
+    # lease state were written: "open" already leaves the task out if this answer filled
+    # it; if the task stays open, it is now closed to this annotator.
+    still_open = counted < overlap
+    progress = Progress(done=done + 1, remaining=open_tasks - closed - still_open)
     return SubmitResult(judgment=judgment, created=True, progress=progress)
+
+
+class _Repeat(Exception):
+    """A judgment already recorded under this client_id: leave the transaction (undoing the
+    count if it was raised), then answer with that judgment."""
+
+    def __init__(self, judgment_id: int, judgment_task_id: int, task_id: int):
+        super().__init__(judgment_id)
+        self.judgment_id, self.judgment_task_id, self.task_id = judgment_id, judgment_task_id, task_id
 
 
 def _repeat(judgment_id: int, judgment_task_id: int, *, task_id: int, annotator) -> SubmitResult:

@@ -108,9 +108,3 @@ def one_statement_transaction():
     itself; on SQLite an IMMEDIATE transaction, whose write lock is taken before the read
     (two statements that read first would deadlock upgrading their locks)."""
     return transaction.atomic() if connection.vendor == "sqlite" else nullcontext()
-
-
-def lock_of(alias: str) -> str:
-    """Lock the rows of ``alias`` that the statement reads, until the transaction ends.
-    SQLite has no row locks: its IMMEDIATE transaction already holds the write lock."""
-    return f" FOR UPDATE OF {alias}" if connection.features.has_select_for_update_of else ""

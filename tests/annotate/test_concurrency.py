@@ -10,13 +10,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
-from django.db.models import Count
+from django.db import connection, connections, transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from annotate.assignment import annotator_progress, assignments_next, lease_skip
 from annotate.errors import Conflict
-from annotate.models import Judgment, Lease, Study
+from annotate.models import Judgment, Lease, Study, Task
 from annotate.services import study_create
 from annotate.submission import judgment_submit
 from evalhub.catalog.models import ModelVersion
@@ -131,3 +131,70 @@ def test_the_fresh_lease_count_sees_leases_committed_during_the_statement(race_s
         stale, fresh = cursor.fetchone()
     other.join()
     assert (stale, fresh) == (0, 1)
+
+
+def test_a_retry_that_waited_for_the_first_attempt_returns_it_and_counts_once(race_study):
+    """A retry blocked on the task's lock while the first attempt with the same client_id
+    committed answers with that judgment, and rolls its own raised count back."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes whole transactions: a retry never overlaps the first attempt")
+    dana = UserFactory(username="dana", role="annotators")
+    lease = assignments_next(study_id=race_study.pk, annotator=dana).leases[0]
+    client_id, answer = uuid.uuid4(), {"choice": "tie"}
+    first_holds_the_lock, retry_is_waiting = threading.Event(), threading.Event()
+    results, failures = [], []
+
+    def first_attempt():
+        """Records the judgment by hand under the task's lock, and commits once the retry waits."""
+        try:
+            with transaction.atomic():
+                Task.objects.select_for_update().get(pk=lease.task_id)
+                Judgment.objects.create(
+                    task_id=lease.task_id,
+                    annotator=dana,
+                    client_id=client_id,
+                    answer=answer,
+                    shown_at=lease.shown_at,
+                    answered_at=timezone.now(),
+                )
+                Task.objects.filter(pk=lease.task_id).update(judgment_count=F("judgment_count") + 1)
+                Lease.objects.filter(pk=lease.pk).update(state=Lease.State.DONE)
+                first_holds_the_lock.set()
+                retry_is_waiting.wait(10)
+        except Exception as exc:
+            failures.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    def retry():
+        try:
+            results.append(
+                judgment_submit(token=lease.token, annotator=dana, client_id=client_id, answer=answer)
+            )
+        except Exception as exc:
+            failures.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=first_attempt)
+    first.start()
+    first_holds_the_lock.wait(10)
+    second = threading.Thread(target=retry)
+    second.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not retry_is_waiting.is_set():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                retry_is_waiting.set()
+        time.sleep(0.02)
+    first.join()
+    second.join()
+    assert failures == [] and retry_is_waiting.is_set()
+    (result,) = results
+    assert not result.created and result.judgment.client_id == client_id
+    assert Task.objects.get(pk=lease.task_id).judgment_count == 1
+    assert Judgment.objects.filter(task_id=lease.task_id).count() == 1
