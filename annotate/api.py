@@ -4,6 +4,7 @@ validates its input, calls one service or selector, and shapes the output."""
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -33,13 +34,25 @@ class AnnotationAPIView(APIView):
         return super().handle_exception(exc)
 
 
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """JSON whatever the Accept header says: there is nothing else to choose from (DRF's
+    documented way to skip negotiation)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class AnnotatorAPIView(AnnotationAPIView):
     """The labeling page's calls: annotators only, JSON in and out (no browsable pages,
-    no form parsing on the hot path)."""
+    no form parsing or content negotiation on the hot path)."""
 
     permission_classes = [IsAnnotator]
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
 
 
 # ---------------------------------------------------------------- annotators
@@ -81,32 +94,39 @@ class AssignmentSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-ProgressSerializer = inline_serializer(
-    "Progress", {"done": serializers.IntegerField(), "remaining": serializers.IntegerField()}
-)
+def progress_serializer(name: str = "Progress", **kwargs):
+    return inline_serializer(
+        name, {"done": serializers.IntegerField(), "remaining": serializers.IntegerField()}, **kwargs
+    )
 
 
 class NextAssignmentsApi(AnnotatorAPIView):
     class InputSerializer(serializers.Serializer):
         count = serializers.IntegerField(min_value=1, max_value=3, default=1)
+        progress = serializers.BooleanField(
+            default=True, help_text="Include the caller's progress (null when false)."
+        )
 
     class OutputSerializer(serializers.Serializer):
         assignments = AssignmentSerializer(many=True)
-        progress = ProgressSerializer
+        progress = progress_serializer("ProgressIfAsked", allow_null=True)
 
     @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request, study_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = assignments_next(
-            study_id=study_id, annotator=request.user, count=data.validated_data["count"]
+            study_id=study_id,
+            annotator=request.user,
+            count=data.validated_data["count"],
+            with_progress=data.validated_data["progress"],
         )
         # Built from an allow-list already (selectors.assignment_payloads); the serializer
         # above documents the shape.
         return Response(
             {
                 "assignments": selectors.assignment_payloads(result.leases),
-                "progress": selectors.progress_payload(result.progress),
+                "progress": result.progress and selectors.progress_payload(result.progress),
             }
         )
 
@@ -118,7 +138,7 @@ class SubmitApi(AnnotatorAPIView):
 
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["recorded", "duplicate"])
-        progress = ProgressSerializer
+        progress = progress_serializer()
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
     def post(self, request, token: str):

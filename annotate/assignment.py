@@ -38,7 +38,7 @@ class Progress:
 @dataclass(frozen=True)
 class Assignments:
     leases: list[Lease]
-    progress: Progress
+    progress: Progress | None  # None when not asked for
 
 
 def _check_open(status: str) -> None:
@@ -49,12 +49,18 @@ def _check_open(status: str) -> None:
         raise Conflict(errors.STUDY_CLOSED)
 
 
-def assignments_next(*, study_id: int, annotator, count: int = 1, now: datetime | None = None) -> Assignments:
+def assignments_next(
+    *, study_id: int, annotator, count: int = 1, with_progress: bool = True, now: datetime | None = None
+) -> Assignments:
     """Up to ``count`` tasks leased to ``annotator`` (the ones already held, then new ones),
-    and the annotator's progress in the study."""
+    and, unless ``with_progress`` is off, the annotator's progress in the study (the
+    page asks for it only when no answer of its own is about to report it)."""
     now = now or timezone.now()
     count = max(1, min(count, MAX_BATCH))
-    rows = sql.fetch_all(STUDY_SQL, {"study": study_id, "me": annotator.pk, "now": _at(now), "limit": count})
+    rows = sql.fetch_all(
+        STUDY_SQL if with_progress else STUDY_SQL_NO_PROGRESS,
+        {"study": study_id, "me": annotator.pk, "now": _at(now), "limit": count},
+    )
     if not rows:
         raise NotFound(errors.UNKNOWN_STUDY)
     status, overlap, lease_seconds, done, open_tasks, closed = rows[0][:6]
@@ -66,7 +72,8 @@ def assignments_next(*, study_id: int, annotator, count: int = 1, now: datetime 
             break
         held.append(lease)
     # A new lease changes neither count: "closed" counts answered and skipped tasks only.
-    return Assignments(leases=held, progress=Progress(done=done, remaining=open_tasks - closed))
+    progress = Progress(done=done, remaining=open_tasks - closed) if with_progress else None
+    return Assignments(leases=held, progress=progress)
 
 
 # Tasks this annotator answered, open tasks, and the open ones this annotator answered or
@@ -82,8 +89,8 @@ PROGRESS_COLUMNS = """
           FROM annotate_task t WHERE t.id = l.task_id))"""
 
 # The study's state, the annotator's progress and the leases they hold, in one read.
-STUDY_SQL = f"""
-SELECT s.status, s.overlap, s.lease_seconds, {PROGRESS_COLUMNS},
+STUDY_SQL = """
+SELECT s.status, s.overlap, s.lease_seconds, {progress},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
 FROM annotate_study s LEFT JOIN (
   SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
@@ -96,6 +103,10 @@ FROM annotate_study s LEFT JOIN (
 WHERE s.id = %(study)s
 ORDER BY h.shown_at, h.id
 """
+STUDY_SQL, STUDY_SQL_NO_PROGRESS = (
+    STUDY_SQL.format(progress=PROGRESS_COLUMNS),
+    STUDY_SQL.format(progress="NULL, NULL, NULL"),
+)
 
 
 # The next task for an annotator: one that still has room by this statement's view, that

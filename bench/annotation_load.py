@@ -1,11 +1,13 @@
 """Load test of the annotation API: K annotators doing next-task + submit over HTTP.
 
-What it measures: the app under a real WSGI server (gunicorn) on loopback, on
-PostgreSQL, with K simulated annotators (default 32) that each loop "POST next" then
-"POST submit" (a fresh client_id per answer, token auth, keep-alive connections) for a
-bounded time. It prints judgments per second and p50/p95/p99/max latency of each call,
-then checks the database: no task over N judgments, no (task, annotator) pair twice, and
-as many judgments as 201 answers (nothing lost, nothing duplicated).
+What it measures: the app under a real WSGI server (granian by default, or gunicorn) on
+loopback, on PostgreSQL, with K simulated annotators (default 32) that each loop "POST
+next" then "POST submit" with no pause (a fresh client_id per answer, token auth,
+keep-alive connections; like the labeling page, "next" asks for the progress counter
+only when no answer has just reported it) for a bounded time. It prints judgments per
+second, p50/p95/p99/max latency of each call and the CPU each part spent per judgment,
+then checks the database: no task over N judgments, no (task, annotator) pair twice,
+and as many judgments as 201 answers (nothing lost, nothing duplicated).
 
     .venv/bin/python bench/annotation_load.py                 # defaults below
     .venv/bin/python bench/annotation_load.py --annotators 64 --seconds 60 --workers 3
@@ -130,42 +132,97 @@ def check(study_id: int) -> dict:
 # ---------------------------------------------------------------- load (no Django)
 
 
+class KeepAliveClient:
+    """A minimal HTTP/1.1 client on one keep-alive connection (reopened when the server
+    closes it). http.client parses every response's headers with the email package, which
+    costs the load generator more CPU than the server spends on some calls, on the same
+    two cores; this parses the status line and two headers."""
+
+    def __init__(self, port: int, token: str):
+        self.port = port
+        self.headers = (
+            f"Host: 127.0.0.1:{port}\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
+        )
+        self.sock = None
+        self.pending = b""
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.pending = b""
+        request = f"POST {path} HTTP/1.1\r\n{self.headers}Content-Length: {len(body)}\r\n\r\n"
+        self.sock.sendall(request.encode() + body)
+        while b"\r\n\r\n" not in self.pending:
+            self.pending += self._receive()
+        head, _, rest = self.pending.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status, length, close = int(lines[0].split()[1]), 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+            elif name == b"transfer-encoding":
+                raise ValueError("chunked responses are not expected from these endpoints")
+        while len(rest) < length:
+            rest += self._receive()
+        data, self.pending = rest[:length], rest[length:]
+        if close:
+            self.close()
+        return status, data
+
+    def _receive(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def annotator_loop(port, study_id, token, deadline, results, seed_value):
     rng = random.Random(seed_value)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    client = KeepAliveClient(port, token)
 
     def call(kind, path, body):
         started = time.perf_counter()
         try:
-            connection.request("POST", path, json.dumps(body), headers)
-            response = connection.getresponse()
-            data = response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            connection.close()
+            status, data = client.post(path, json.dumps(body).encode())
+        except (OSError, ValueError):
+            client.close()
             status, data = 0, b"{}"
         results.append((kind, status, time.perf_counter() - started))
         return status, data
 
+    progress = True  # as the page: the counter comes with each answer's acknowledgement
     while time.perf_counter() < deadline:
-        status, data = call("next", f"/api/annotate/studies/{study_id}/next/", {"count": 1})
+        status, data = call(
+            "next", f"/api/annotate/studies/{study_id}/next/", {"count": 1, "progress": progress}
+        )
         if status != 200:
             continue
         assignments = json.loads(data)["assignments"]
         if not assignments:
             break
         answer = {"choice": rng.choice(["left", "tie", "right", "reject"])}
-        call(
+        status, _ = call(
             "submit",
             f"/api/annotate/assignments/{assignments[0]['token']}/submit/",
             {"client_id": str(uuid.uuid4()), "answer": answer},
         )
-    connection.close()
+        progress = status not in (200, 201)
+    client.close()
 
 
 def load_process(port, study_id, tokens, deadline, queue):
     results = []
+    started = time.process_time()
     threads = [
         threading.Thread(target=annotator_loop, args=(port, study_id, token, deadline, results, i))
         for i, token in enumerate(tokens)
@@ -174,10 +231,30 @@ def load_process(port, study_id, tokens, deadline, queue):
         thread.start()
     for thread in threads:
         thread.join()
-    queue.put(results)
+    queue.put((results, time.process_time() - started))
 
 
 # ---------------------------------------------------------------- orchestration
+
+
+def server_name(args) -> str:
+    return "granian" if args.server == "granian" else f"gunicorn {args.worker_class}"
+
+
+def server_command(args, port: int) -> list[str]:
+    """The WSGI server under test: granian (Rust HTTP, the app on one thread per worker)
+    or gunicorn (pure Python)."""
+    if args.server == "granian":
+        return [
+            PYTHON, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(args.workers), "--blocking-threads", str(args.threads),
+            "--no-ws", "--log-level", "warning", "evalhub.wsgi:application",
+        ]  # fmt: skip
+    return [
+        PYTHON, "-m", "gunicorn", "evalhub.wsgi", "-b", f"127.0.0.1:{port}",
+        "-w", str(args.workers), "-k", args.worker_class, "--threads", str(args.threads),
+        "--log-level", "warning",
+    ]  # fmt: skip
 
 
 def run(command, env, **kwargs):
@@ -203,6 +280,38 @@ def wait_for(port: int, timeout: float = 30) -> None:
     raise SystemExit("gunicorn did not answer /healthz")
 
 
+def cpu_seconds(processes) -> float:
+    """User + system CPU time of the processes still alive (PostgreSQL backends come and go
+    only with connections, which the server keeps open)."""
+    import psutil
+
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def server_processes(server_pid: int, database: str) -> list:
+    """gunicorn's master and workers; PostgreSQL's backends for the bench database and its
+    shared processes (WAL writer, checkpointer…), not other databases' backends."""
+    import psutil
+
+    master = psutil.Process(server_pid)
+    postgres = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] not in ("postgres", "postmaster"):
+            continue
+        title = " ".join(process.info["cmdline"] or [])
+        is_backend = "(" in title or "[local]" in title
+        if not is_backend or f" {database} " in title:
+            postgres.append(process)
+    return [[master, *master.children(recursive=True)], postgres]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return (
@@ -218,12 +327,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30, help="how long the load runs (default 30)")
     parser.add_argument("--prompts", type=int, default=600, help="prompts; the study has 2 tasks each")
     parser.add_argument("--overlap", type=int, default=5, help="annotators per task, N (default 5)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
+    parser.add_argument("--workers", type=int, default=3, help="server worker processes (default 3)")
     parser.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="threads per gunicorn worker (default 1: the GIL makes more slower here)",
+        help="threads running the app per worker (default 1: the GIL makes more slower here)",
+    )
+    parser.add_argument(
+        "--server", choices=["granian", "gunicorn"], default="granian", help="WSGI server (default granian)"
+    )
+    parser.add_argument(
+        "--worker-class", default="gthread", help="gunicorn's worker class (default gthread: keep-alive)"
     )
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes (default 2)")
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/evalhub_bench")
@@ -286,27 +401,16 @@ def main() -> int:
 
     port = free_port()
     server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "evalhub.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            str(args.workers),
-            "-k",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env={**env, "DATABASE_CONN_MAX_AGE": "600"},
+        server_command(args, port), cwd=REPO, env={**env, "DATABASE_CONN_MAX_AGE": "600"}
     )
     try:
         wait_for(port)
+        # Warm every worker's connection before counting CPU, so the PostgreSQL backends
+        # that serve the run exist when the processes are listed.
+        for _ in range(3 * args.workers):
+            wait_for(port)
+        web, database = server_processes(server.pid, name)
+        cpu_before = (cpu_seconds(web), cpu_seconds(database))
         queue = multiprocessing.Queue()
         started = time.perf_counter()
         deadline = started + args.seconds
@@ -320,10 +424,17 @@ def main() -> int:
         ]
         for client in clients:
             client.start()
-        results = [row for _ in clients for row in queue.get()]
+        reports = [queue.get() for _ in clients]
         for client in clients:
             client.join()
         elapsed = time.perf_counter() - started
+        web, database = server_processes(server.pid, name)
+        cpu = {
+            "web": cpu_seconds(web) - cpu_before[0],
+            "database": cpu_seconds(database) - cpu_before[1],
+            "load generator": sum(seconds for _, seconds in reports),
+        }
+        results = [row for rows, _ in reports for row in rows]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -340,7 +451,7 @@ def main() -> int:
             statuses[f"{kind} {status}"] = statuses.get(f"{kind} {status}", 0) + 1
 
     print(
-        f"annotators {args.annotators}, gunicorn {args.workers}×{args.threads} gthread, "
+        f"annotators {args.annotators}, {server_name(args)} {args.workers}×{args.threads}, "
         f"{args.clients} client processes, {elapsed:.1f} s, "
         f"study of {seeded['tasks']} tasks × N={args.overlap}"
     )
@@ -353,6 +464,11 @@ def main() -> int:
             f"  p99 {percentile(times, 0.99):6.1f} ms  max {percentile(times, 1):6.1f} ms"
         )
     print(f"errors: {statuses or 'none'}")
+    print(
+        f"CPU per judgment (next + submit), of {os.cpu_count()} cores × {elapsed:.1f} s: "
+        + ", ".join(f"{name} {1000 * seconds / max(created, 1):.2f} ms" for name, seconds in cpu.items())
+        + f"; busy {100 * sum(cpu.values()) / (elapsed * os.cpu_count()):.0f}%"
+    )
     ok = (
         integrity["over_n"] == 0
         and integrity["duplicate_pairs"] == 0

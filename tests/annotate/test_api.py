@@ -131,6 +131,30 @@ def test_submit_is_idempotent_over_http(api, alice, annotators, prompt_set, mode
     assert Judgment.objects.count() == 1
 
 
+def test_next_leaves_the_progress_out_when_the_page_does_not_ask(api, alice, annotators, prompt_set, model_a):
+    """progress: false skips the counts (null), for a page that has them from its last answer."""
+    study = create_study(
+        api, alice, name="bw", kind="best_worst", prompt_set="animals", model_versions=[model_a.name]
+    )
+    api.force_authenticate(annotators[0])
+    asked = api.post(NEXT.format(study["id"]), {"count": 2}, format="json").json()
+    assert asked["progress"] == {"done": 0, "remaining": 3}
+    silent = api.post(NEXT.format(study["id"]), {"count": 2, "progress": False}, format="json").json()
+    assert silent["progress"] is None
+    assert [a["token"] for a in silent["assignments"]] == [a["token"] for a in asked["assignments"]]
+
+
+def test_annotator_endpoints_take_json_only(api, alice, annotators, prompt_set, model_a):
+    """A form-encoded body is refused with 400 and the reason, not read as something else."""
+    study = create_study(
+        api, alice, name="bw", kind="best_worst", prompt_set="animals", model_versions=[model_a.name]
+    )
+    api.force_authenticate(annotators[0])
+    response = api.post(NEXT.format(study["id"]), {"count": 2}, format="multipart")
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+
+
 @pytest.mark.parametrize(
     "body, status, detail",
     [

@@ -59,7 +59,8 @@ def open_study(page, live_server, study: Study) -> None:
 def wait_until_done(page, count: int) -> None:
     page.wait_for_selector("#lbl-done:not([hidden])")
     page.wait_for_function(
-        "([n]) => document.getElementById('lbl-counter').textContent.startsWith(n + ' done')", arg=[count]
+        "([n]) => document.getElementById('lbl-counter').textContent === n + ' done · 0 remaining'",
+        arg=[count],
     )
     page.wait_for_function("() => document.getElementById('lbl-save').textContent === 'all answers saved'")
 
@@ -105,23 +106,31 @@ def test_an_annotator_completes_ab_and_best_of_five_with_the_keyboard(
 
 
 def test_an_annotator_answers_alignment_questions_with_y_and_n(page, live_server, prompt_set, model_a):
-    """Y and N answer the highlighted question and move on; Enter submits."""
+    """Y and N answer the highlighted question and move on; Enter submits, S skips."""
     study = study_create(
         name="al", kind="alignment", prompt_set=prompt_set, model_versions=[model_a], overlap=1
     )
     annotator = UserFactory(username="jo", role="annotators")
     log_in(page, live_server, "jo")
+    asks = []  # whether each "next" asked for the counter
+    page.on(
+        "request",
+        lambda request: asks.append(request.post_data_json["progress"]) if "/next/" in request.url else None,
+    )
     open_study(page, live_server, study)
-    for _ in range(3):
+    for key in ["Enter", "Enter", "s"]:  # answer two tasks, skip the third
         page.wait_for_selector("#lbl-task:not([hidden]) #lbl-questions li")
         page.keyboard.press("y")
         page.keyboard.press("n")
-        page.keyboard.press("Enter")
-    wait_until_done(page, 3)
+        page.keyboard.press(key)
+    wait_until_done(page, 2)
     for judgment in Judgment.objects.filter(annotator=annotator).select_related("task__prompt"):
         first, second = judgment.task.prompt.questions.order_by("position").values_list("pk", flat=True)
         assert judgment.answer == {"answers": {str(first): True, str(second): False}}
-    assert Judgment.objects.filter(annotator=annotator).count() == 3
+    assert Judgment.objects.filter(annotator=annotator).count() == 2
+    # The counter comes with the first "next", then with each answer's acknowledgement;
+    # after the skip, which reports no counter, "next" asks once more.
+    assert asks[0] is True and asks.count(True) == 2, asks
 
 
 def test_an_answer_survives_a_server_error_and_is_recorded_once(page, live_server, prompt_set, model_a):

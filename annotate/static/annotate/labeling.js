@@ -22,6 +22,7 @@
     sending: false,
     fetching: null,
     loading: true,  // until the first answer from "next"
+    wantProgress: true,  // ask "next" for the counter unless a submitted answer will report it
   };
 
   document.body.classList.add("kind-" + KIND);
@@ -69,12 +70,15 @@
     if (state.fetching) return state.fetching;
     state.fetching = (async () => {
       try {
-        const { status, data } = await post(NEXT_URL, { count: QUEUE_SIZE });
+        const { status, data } = await post(NEXT_URL, { count: QUEUE_SIZE, progress: state.wantProgress });
         if (status !== 200) {
           showError(data.detail || "Could not load tasks (" + status + ").");
           return;
         }
-        setProgress(data.progress);
+        if (data.progress) {
+          setProgress(data.progress);
+          state.wantProgress = false;
+        }
         const known = new Set(state.queue.map((a) => a.token));
         for (const assignment of data.assignments) {
           if (!known.has(assignment.token) && !state.finished.has(assignment.token)) {
@@ -307,6 +311,7 @@
     state.pending.push({ token: assignment.token, client_id: newClientId(), answer: answer });
     savePending();
     sendPending();
+    state.wantProgress = false;  // the answer's acknowledgement carries the counter
     advance();
   }
 
@@ -355,10 +360,10 @@
         if (result.status === 200 || result.status === 201) {
           setProgress(result.data.progress);
           showError("");
-        } else if (result.status === 409) {
-          showError("Not recorded: " + (result.data.detail || "conflict") + ".");
         } else {
-          showError("Not recorded: " + (result.data.detail || JSON.stringify(result.data)) + ".");
+          state.wantProgress = true;  // nothing reported the counter
+          const reason = result.data.detail || (result.status === 409 ? "conflict" : JSON.stringify(result.data));
+          showError("Not recorded: " + reason + ".");
         }
       }
       setSaveState("all answers saved");
@@ -376,6 +381,7 @@
     if (!assignment) return;
     const { status, data } = await post(assignmentUrl(assignment.token, "skip"));
     if (status !== 200) showError(data.detail || "Could not skip.");
+    state.wantProgress = true;
     advance();
   }
 
@@ -401,6 +407,7 @@
     const body = { position: Number($("lbl-report-position").value), reason: $("lbl-report-reason").value };
     const { status, data } = await post(assignmentUrl(assignment.token, "report"), body);
     if (status !== 201) showError(data.detail || "Could not send the report.");
+    state.wantProgress = true;
     advance();
   }
 
