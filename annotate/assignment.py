@@ -78,12 +78,12 @@ def assignments_next(
 
 # Tasks this annotator answered, open tasks, and the open ones this annotator answered or
 # skipped (remaining = open - closed). The annotator's judgments and leases are read by
-# their index and each looks up its task by key: a join would scan the study's tasks.
+# their index and each looks up its task by key: a join would scan the study's tasks, as
+# counting the open ones would (the study keeps that count).
 PROGRESS_COLUMNS = """
   (SELECT COUNT(*) FROM annotate_judgment j WHERE j.annotator_id = %(me)s
      AND (SELECT t.study_id FROM annotate_task t WHERE t.id = j.task_id) = s.id),
-  (SELECT COUNT(*) FROM annotate_task t
-   WHERE t.study_id = s.id AND t.judgment_count < s.overlap),
+  s.open_tasks,
   (SELECT COUNT(*) FROM annotate_lease l WHERE l.annotator_id = %(me)s AND l.state <> 'active'
      AND (SELECT t.study_id = s.id AND t.judgment_count < s.overlap
           FROM annotate_task t WHERE t.id = l.task_id))"""

@@ -44,6 +44,10 @@ class Study(models.Model):
     model_versions = models.ManyToManyField(ModelVersion, through="StudyModel", related_name="studies")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     overlap = models.PositiveSmallIntegerField(default=5, help_text="Annotators per task (N).")
+    open_tasks = models.PositiveIntegerField(
+        default=0,
+        help_text="Tasks with fewer than N judgments, kept as judgments arrive (study_recount_open_tasks).",
+    )
     lease_seconds = models.PositiveIntegerField(default=300)
     config = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings.")
     guidelines = models.TextField(blank=True)

@@ -101,7 +101,18 @@ def study_create(
             for task, (_, _, _, images) in zip(tasks, layouts, strict=True)
             for position, image in enumerate(images)
         )
+        study.open_tasks = len(tasks)
+        study.save(update_fields=["open_tasks"])
     return study
+
+
+def study_recount_open_tasks(*, study_id: int) -> int:
+    """Set ``Study.open_tasks`` from the tasks themselves, after judgments arrive by any way
+    other than a submission (which keeps it as it goes): imports, or a fixture."""
+    study = Study.objects.get(pk=study_id)
+    study.open_tasks = study.tasks.filter(judgment_count__lt=study.overlap).count()
+    study.save(update_fields=["open_tasks"])
+    return study.open_tasks
 
 
 @transaction.atomic
@@ -118,6 +129,7 @@ def study_update(*, study: Study, **changes) -> Study:
         _check_range(
             changes["overlap"], 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=changes["overlap"])
         )
+        # With no judgment yet, every task stays open whatever N is.
     if "lease_seconds" in changes:
         seconds = changes["lease_seconds"]
         _check_range(seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=seconds))

@@ -50,7 +50,8 @@ WHERE l.token = %(token)s AND l.annotator_id = %(me)s
 QUESTIONS_SQL = "SELECT id FROM catalog_alignmentquestion WHERE prompt_id = %(prompt)s"
 
 # Read again once the lock is held (the lease read may predate a submission that committed
-# meanwhile), with the annotator's progress before this answer.
+# meanwhile), with the annotator's progress before this answer (the task's own count is
+# already raised).
 FRESH_SQL = f"""
 SELECT t.judgment_count, s.overlap, l.state, l.expires_at, j.id, j.task_id,
   (SELECT COUNT(*) FROM annotate_lease o
@@ -75,6 +76,8 @@ RETURNING id
 """
 COUNT_SQL = "UPDATE annotate_task SET judgment_count = judgment_count + 1 WHERE id = %(task)s"
 DONE_SQL = "UPDATE annotate_lease SET state = 'done' WHERE id = %(lease)s"
+# This answer gave the task its N-th judgment (Study.open_tasks).
+FILLED_SQL = "UPDATE annotate_study SET open_tasks = open_tasks - 1 WHERE id = %(study)s"
 
 
 def judgment_submit(
@@ -126,7 +129,7 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
             else frozenset()
         ),
     )
-    params.update(lease=lease_id, task=task_id)
+    params.update(lease=lease_id, task=task_id, study=study_id)
     # Counting this answer first takes the task's row lock with the write itself: other
     # submissions to the task wait here until this transaction ends.
     sql.execute(COUNT_SQL, params)
@@ -157,6 +160,8 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
         },
     )
     sql.execute(DONE_SQL, params)
+    if counted == overlap:
+        sql.execute(FILLED_SQL, params)
     judgment = Judgment(
         id=judgment_id,
         task_id=task_id,
@@ -167,11 +172,9 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
         shown_at=sql.aware(shown_at),
         answered_at=now,
     )
-    # The counts were read with this answer's task count raised, before its judgment and
-    # lease state were written: "open" already leaves the task out if this answer filled
-    # it; if the task stays open, it is now closed to this annotator.
-    still_open = counted < overlap
-    progress = Progress(done=done + 1, remaining=open_tasks - closed - still_open)
+    # The counts were read before this answer was written: it moves its task out of the
+    # annotator's remaining ones, because the task is now full or closed to them.
+    progress = Progress(done=done + 1, remaining=open_tasks - closed - 1)
     return SubmitResult(judgment=judgment, created=True, progress=progress)
 
 

@@ -126,6 +126,9 @@ def check(study_id: int) -> dict:
         .filter(n__gt=1)
         .count(),
         "tasks_at_n": per_task.filter(n=study.overlap).count(),
+        "open_count_mismatch": int(
+            study.open_tasks != Task.objects.filter(study=study, judgment_count__lt=study.overlap).count()
+        ),
     }
 
 
@@ -325,7 +328,9 @@ def main() -> int:
     )
     parser.add_argument("--annotators", type=int, default=32, help="simulated annotators (default 32)")
     parser.add_argument("--seconds", type=float, default=30, help="how long the load runs (default 30)")
-    parser.add_argument("--prompts", type=int, default=600, help="prompts; the study has 2 tasks each")
+    parser.add_argument(
+        "--prompts", type=int, default=2000, help="prompts; the study has 2 tasks each (default 2000)"
+    )
     parser.add_argument("--overlap", type=int, default=5, help="annotators per task, N (default 5)")
     parser.add_argument("--workers", type=int, default=3, help="server worker processes (default 3)")
     parser.add_argument(
@@ -473,6 +478,7 @@ def main() -> int:
         integrity["over_n"] == 0
         and integrity["duplicate_pairs"] == 0
         and integrity["counter_mismatch"] == 0
+        and integrity["open_count_mismatch"] == 0
         and integrity["judgments"] == created
     )
     print(

@@ -22,6 +22,7 @@ from django.utils import timezone
 from annotate.answers import answer_clean
 from annotate.errors import InvalidInput
 from annotate.models import Judgment, Study, Task, TaskImage
+from annotate.services import study_recount_open_tasks
 from evalhub.accounts.roles import ANNOTATORS, user_grant_role
 from evalhub.catalog.errors import ImportRejected
 
@@ -105,6 +106,8 @@ def judgments_import(*, text: str) -> int:
         Judgment.objects.bulk_create(judgments)
         for task_id, count in added.items():
             Task.objects.filter(pk=task_id).update(judgment_count=F("judgment_count") + count)
+        for study in studies.values():
+            study_recount_open_tasks(study_id=study.pk)
     return len(judgments)
 
 

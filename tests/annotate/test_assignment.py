@@ -188,6 +188,8 @@ def test_next_and_submit_report_the_same_progress_as_a_fresh_count(study, annota
         )
         assert submitted.progress == fresh(annotator)
     assert fresh(dana) == Progress(done=2, remaining=1)  # N = 2: two tasks are full
+    study.refresh_from_db()
+    assert study.open_tasks == study.tasks.filter(judgment_count__lt=2).count() == 1
     repeat = judgment_submit(token=lease.token, annotator=eve, client_id=client_id, answer={"choice": "left"})
     assert not repeat.created and repeat.progress == fresh(eve) == Progress(done=2, remaining=1)
     (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases

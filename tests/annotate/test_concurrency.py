@@ -92,6 +92,7 @@ def test_racing_annotators_fill_every_task_exactly_to_n(race_study):
     per_task = dict(race_study.tasks.annotate(n=Count("judgments")).values_list("pk", "n"))
     assert set(per_task.values()) == {OVERLAP}, per_task
     assert dict(race_study.tasks.values_list("pk", "judgment_count")) == per_task
+    assert Study.objects.get(pk=race_study.pk).open_tasks == 0
     pairs = Judgment.objects.values("task", "annotator").annotate(n=Count("pk")).filter(n__gt=1)
     assert not pairs.exists()
     assert sorted(acknowledged) == sorted(Judgment.objects.values_list("pk", flat=True))

@@ -22,6 +22,8 @@ def test_a_vendor_file_fills_an_ab_study(small_study):
     assert judgments_import(text=HEADER + rows) == 30
     assert set(Judgment.objects.values_list("source", flat=True)) == {"import"}
     assert set(small_study.tasks.values_list("judgment_count", flat=True)) == {5}
+    small_study.refresh_from_db()
+    assert small_study.open_tasks == 0  # every task is full: none is left to hand out
     (flaws,) = ab_comparison(small_study).criteria
     assert flaws.decided == 6 and flaws.tie.count == 0
     for judgment in Judgment.objects.select_related("task"):
