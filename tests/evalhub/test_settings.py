@@ -18,8 +18,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Variables that change what the settings module decides; none may leak in from the
 # environment the tests run in.
 CONFIG_VARIABLES = (
-    "DEBUG", "SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND",
-    "ALLOWED_HOSTS", "EVALHUB_VAR_DIR", "MEDIA_ROOT",
+    "DEBUG",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "ALLOWED_HOSTS",
+    "EVALHUB_VAR_DIR",
+    "MEDIA_ROOT",
+    "DATABASE_PREPARED_STATEMENTS",
 )
 
 PROBE = """
@@ -31,7 +38,7 @@ print(json.dumps({
     "SECRET_KEY": settings.SECRET_KEY,
     "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
     "ENGINE": db["ENGINE"], "NAME": str(db["NAME"]), "HOST": db.get("HOST"), "PORT": db.get("PORT"),
-    "USER": db.get("USER"),
+    "USER": db.get("USER"), "OPTIONS": db.get("OPTIONS", {}),
     "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
     "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
     "MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -112,6 +119,16 @@ def test_database_url_switches_to_postgresql(tmp_path):
     loaded = settings_with(tmp_path, DEBUG="1", DATABASE_URL="postgres://u@h:5432/db")
     assert loaded["ENGINE"] == "django.db.backends.postgresql"
     assert (loaded["NAME"], loaded["HOST"], loaded["PORT"], loaded["USER"]) == ("db", "h", 5432, "u")
+
+
+def test_postgresql_connections_allow_prepared_statements_unless_turned_off(tmp_path):
+    """The hot path's prepared statements need psycopg's threshold; a pooler that cannot keep
+    them turns it off with DATABASE_PREPARED_STATEMENTS=0."""
+    url = "postgres://u@h:5432/db"
+    assert settings_with(tmp_path, DEBUG="1", DATABASE_URL=url)["OPTIONS"] == {"prepare_threshold": 5}
+    off = settings_with(tmp_path, DEBUG="1", DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="0")
+    assert "prepare_threshold" not in off["OPTIONS"]
+    assert "prepare_threshold" not in settings_with(tmp_path, DEBUG="1")["OPTIONS"]
 
 
 # ---------------------------------------------------------------- Celery
