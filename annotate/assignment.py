@@ -89,7 +89,7 @@ PROGRESS_COLUMNS = """
           FROM annotate_task t WHERE t.id = l.task_id))"""
 
 # The study's state, the annotator's progress and the leases they hold, in one read.
-STUDY_SQL = """
+_STUDY = """
 SELECT s.status, s.overlap, s.lease_seconds, {progress},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
 FROM annotate_study s LEFT JOIN (
@@ -103,10 +103,8 @@ FROM annotate_study s LEFT JOIN (
 WHERE s.id = %(study)s
 ORDER BY h.shown_at, h.id
 """
-STUDY_SQL, STUDY_SQL_NO_PROGRESS = (
-    STUDY_SQL.format(progress=PROGRESS_COLUMNS),
-    STUDY_SQL.format(progress="NULL, NULL, NULL"),
-)
+STUDY_SQL = _STUDY.format(progress=PROGRESS_COLUMNS)
+STUDY_SQL_NO_PROGRESS = _STUDY.format(progress="NULL, NULL, NULL")
 
 
 # The next task for an annotator: one that still has room by this statement's view, that

@@ -4,14 +4,16 @@ Every annotator request makes a handful of small indexed statements; building ea
 through the ORM costs several times what the database spends on it, so those statements
 are written out once, in the modules that own them, and run through these helpers. The
 same SQL runs on PostgreSQL and SQLite: values go through the model fields' own database
-preparation, datetimes read back are made aware again, and the row lock is added only
-where the database has one (SQLite serializes writers with IMMEDIATE transactions).
+preparation and datetimes read back are made aware again. Where the two differ (row locks,
+which SQLite does not have: it serializes writers with IMMEDIATE transactions), the
+owning module picks the statement by ``connection.vendor``.
 """
 
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import cache
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
@@ -56,8 +58,6 @@ def _server_binding_cursor(pg):
     """One reusable cursor per psycopg connection (making one copies its adapters)."""
     cursor = getattr(pg, "_evalhub_cursor", None)
     if cursor is None or cursor.closed:
-        import psycopg
-
         cursor = pg._evalhub_cursor = psycopg.Cursor(pg)
     return cursor
 
