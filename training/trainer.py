@@ -251,19 +251,24 @@ class _Run:
         )
         batches = self._batches(start)
         step, last, window, micro, started = start, {}, [], 0, time.perf_counter()
-        while step < c.max_steps:
-            epoch, batch = next(batches)
-            loss, grad_norm = self._micro_step(batch, step, micro)
-            window.append(loss)
-            micro += 1
-            if not acc.sync_gradients:
-                continue
-            step += 1
-            last = self._after_step(step, epoch, window, grad_norm, time.perf_counter() - started)
-            progress.update(1)
-            progress.set_postfix(loss=f"{last['loss']:.4g}")
-            window, micro, started = [], 0, time.perf_counter()
-        progress.close()
+        try:
+            while step < c.max_steps:
+                epoch, batch = next(batches)
+                loss, grad_norm = self._micro_step(batch, step, micro)
+                window.append(loss)
+                micro += 1
+                if not acc.sync_gradients:
+                    continue
+                step += 1
+                last = self._after_step(step, epoch, window, grad_norm, time.perf_counter() - started)
+                progress.update(1)
+                progress.set_postfix(loss=f"{last['loss']:.4g}")
+                window, micro, started = [], 0, time.perf_counter()
+        finally:
+            # Also when the run stops early (diverged, cancelled): its lines stay readable.
+            progress.close()
+            if self.metrics_file is not None:
+                self.metrics_file.close()
         final = self._save_final(step, last)
         acc.end_training()
         return TrainResult(final_model=final, steps=step, data_hash=self.data_hash, metrics=last, config=c)
