@@ -76,27 +76,33 @@ def assignments_next(
     return Assignments(leases=held, progress=progress)
 
 
-# Tasks this annotator answered, open tasks, and the open ones this annotator answered or
-# skipped (remaining = open - closed). The annotator's judgments and leases are read by
-# their index and each looks up its task by key: a join would scan the study's tasks, as
-# counting the open ones would (the study keeps that count).
-PROGRESS_COLUMNS = """
-  (SELECT COUNT(*) FROM annotate_judgment j WHERE j.annotator_id = %(me)s
-     AND (SELECT t.study_id FROM annotate_task t WHERE t.id = j.task_id) = s.id),
+# Tasks this annotator answered (their tally), open tasks (the study's count), and the open
+# ones this annotator answered or skipped (remaining = open - closed). Each is read by key
+# or, for the last, through the annotator's leases on tasks not yet full (a partial index):
+# no count here grows with the annotator's history or the study's size. The task is
+# still checked open, so a lease the flag has not caught up with is not counted.
+DONE_COLUMN = """
+  COALESCE((SELECT a.judgments FROM annotate_annotatortally a
+            WHERE a.study_id = s.id AND a.annotator_id = %(me)s), 0)"""
+OPEN_COLUMNS = """
   s.open_tasks,
-  (SELECT COUNT(*) FROM annotate_lease l WHERE l.annotator_id = %(me)s AND l.state <> 'active'
+  (SELECT COUNT(*) FROM annotate_lease l
+   WHERE l.annotator_id = %(me)s AND NOT l.task_filled AND l.state <> 'active'
      AND (SELECT t.study_id = s.id AND t.judgment_count < s.overlap
           FROM annotate_task t WHERE t.id = l.task_id))"""
+PROGRESS_COLUMNS = f"{DONE_COLUMN},{OPEN_COLUMNS}"
 
-# The study's state, the annotator's progress and the leases they hold, in one read.
+# The study's state, the annotator's progress and the leases they hold, in one read. A full
+# task has no unexpired active lease (the invariant above), so "NOT task_filled" leaves
+# out nothing held: it lets the read use the partial index.
 _STUDY = """
 SELECT s.status, s.overlap, s.lease_seconds, {progress},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
 FROM annotate_study s LEFT JOIN (
   SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
   FROM annotate_lease l JOIN annotate_task t ON t.id = l.task_id
-  WHERE l.annotator_id = %(me)s AND l.state = 'active' AND l.expires_at > %(now)s
-    AND t.study_id = %(study)s
+  WHERE l.annotator_id = %(me)s AND NOT l.task_filled AND l.state = 'active'
+    AND l.expires_at > %(now)s AND t.study_id = %(study)s
   ORDER BY l.shown_at, l.id
   LIMIT %(limit)s
 ) h ON TRUE

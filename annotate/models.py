@@ -46,7 +46,7 @@ class Study(models.Model):
     overlap = models.PositiveSmallIntegerField(default=5, help_text="Annotators per task (N).")
     open_tasks = models.PositiveIntegerField(
         default=0,
-        help_text="Tasks with fewer than N judgments, kept as judgments arrive (study_recount_open_tasks).",
+        help_text="Tasks with fewer than N judgments, kept as judgments arrive (study_recount).",
     )
     lease_seconds = models.PositiveIntegerField(default=300)
     config = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings.")
@@ -129,6 +129,9 @@ class Lease(models.Model):
 
     The row stays after the work is done (``state``) so that a skipped task is not
     served to the same annotator again and the time shown is kept for the judgment.
+    ``task_filled`` is set on all of a task's leases when the task gets its N-th judgment:
+    an annotator's leases on open tasks are then read by a partial index, not through
+    all they ever held.
     """
 
     class State(models.TextChoices):
@@ -144,6 +147,7 @@ class Lease(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
     shown_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    task_filled = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -153,8 +157,13 @@ class Lease(models.Model):
         ]
         indexes = [
             models.Index(fields=["task", "state", "expires_at"], name="lease_active_idx"),
-            # An annotator's live leases, without reading back through all they ever held.
-            models.Index(fields=["annotator", "state", "expires_at"], name="lease_annotator_idx"),
+            # An annotator's leases on tasks still open: the ones they hold, and the ones
+            # they answered or skipped (their progress), without all they ever held.
+            models.Index(
+                fields=["annotator", "state", "expires_at"],
+                condition=Q(task_filled=False),
+                name="lease_annotator_open_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -192,6 +201,23 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"judgment {self.pk} on task {self.task_id}"
+
+
+class AnnotatorTally(models.Model):
+    """How many judgments an annotator has given in a study (the "done" of their progress),
+    raised with each submission so that no request counts their history."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="tallies", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tallies")
+    judgments = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "annotator"], name="tally_once_per_study_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} in study {self.study_id}: {self.judgments}"
 
 
 class ImageReport(models.Model):

@@ -17,7 +17,7 @@ from django.db.models import Count
 from annotate import errors
 from annotate.answers import answer_clean
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import Study, StudyModel, Task, TaskImage
+from annotate.models import AnnotatorTally, Judgment, Lease, Study, StudyModel, Task, TaskImage
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 
 IMAGES_PER_BEST_WORST = 5
@@ -106,12 +106,27 @@ def study_create(
     return study
 
 
-def study_recount_open_tasks(*, study_id: int) -> int:
-    """Set ``Study.open_tasks`` from the tasks themselves, after judgments arrive by any way
-    other than a submission (which keeps it as it goes): imports, or a fixture."""
-    study = Study.objects.get(pk=study_id)
+@transaction.atomic
+def study_recount(*, study_id: int) -> int:
+    """Set what a study keeps counted as submissions arrive (its open tasks, each annotator's
+    tally, which leases are on full tasks) from its tasks and judgments, after judgments
+    arrive by any other way: an import, or a fixture. Returns the open tasks."""
+    study = Study.objects.select_for_update().get(pk=study_id)
     study.open_tasks = study.tasks.filter(judgment_count__lt=study.overlap).count()
     study.save(update_fields=["open_tasks"])
+    leases = Lease.objects.filter(task__study=study)
+    leases.filter(task__judgment_count__gte=study.overlap, task_filled=False).update(task_filled=True)
+    leases.filter(task__judgment_count__lt=study.overlap, task_filled=True).update(task_filled=False)
+    tallies = [
+        AnnotatorTally(study=study, annotator_id=row["annotator"], judgments=row["n"])
+        for row in Judgment.objects.filter(task__study=study).values("annotator").annotate(n=Count("pk"))
+    ]
+    AnnotatorTally.objects.filter(study=study).exclude(
+        annotator__in=[tally.annotator_id for tally in tallies]
+    ).delete()
+    AnnotatorTally.objects.bulk_create(
+        tallies, update_conflicts=True, unique_fields=["study", "annotator"], update_fields=["judgments"]
+    )
     return study.open_tasks
 
 

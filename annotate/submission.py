@@ -8,8 +8,8 @@ and (annotator, client_id) back both rules in the database itself.
 
 Submitting is on every annotator's hot path, so its statements are written out in SQL
 (``evalhub.sql``): in one transaction, the lease read, the task's count raised (which
-takes the task's row lock), a fresh read once the lock is held, and the two other writes;
-a refused answer rolls the count back.
+takes the task's row lock), a fresh read once the lock is held, then the judgment, the
+lease and the annotator's tally; a refused answer rolls the count back.
 """
 
 import uuid
@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.answers import answer_check
-from annotate.assignment import PROGRESS_COLUMNS, Progress, annotator_progress
+from annotate.assignment import OPEN_COLUMNS, Progress, annotator_progress
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Judgment, Lease, Study
 from evalhub import sql
@@ -50,8 +50,8 @@ WHERE l.token = %(token)s AND l.annotator_id = %(me)s
 QUESTIONS_SQL = "SELECT id FROM catalog_alignmentquestion WHERE prompt_id = %(prompt)s"
 
 # Read again once the lock is held (the lease read may predate a submission that committed
-# meanwhile), with the annotator's progress before this answer (the task's own count is
-# already raised).
+# meanwhile), with the open tasks of the annotator's progress before this answer (the
+# task's own count is already raised); "done" comes from the tally this answer raises.
 FRESH_SQL = f"""
 SELECT t.judgment_count, s.overlap, l.state, l.expires_at, j.id, j.task_id,
   (SELECT COUNT(*) FROM annotate_lease o
@@ -60,7 +60,7 @@ SELECT t.judgment_count, s.overlap, l.state, l.expires_at, j.id, j.task_id,
   (SELECT i.model_version_id FROM annotate_taskimage ti
    JOIN catalog_generatedimage i ON i.id = ti.image_id
    WHERE ti.task_id = t.id AND ti.position = 0),
-  {PROGRESS_COLUMNS}
+  {OPEN_COLUMNS}
 FROM annotate_task t
 JOIN annotate_study s ON s.id = t.study_id
 JOIN annotate_lease l ON l.id = %(lease)s
@@ -76,7 +76,20 @@ RETURNING id
 """
 COUNT_SQL = "UPDATE annotate_task SET judgment_count = judgment_count + 1 WHERE id = %(task)s"
 DONE_SQL = "UPDATE annotate_lease SET state = 'done' WHERE id = %(lease)s"
-# This answer gave the task its N-th judgment (Study.open_tasks).
+TALLY_SQL = """
+INSERT INTO annotate_annotatortally (study_id, annotator_id, judgments)
+VALUES (%(study)s, %(me)s, 1)
+ON CONFLICT (study_id, annotator_id) DO UPDATE SET judgments = annotate_annotatortally.judgments + 1
+RETURNING judgments
+"""
+# This answer gave the task its N-th judgment: the lease is done as above, and every lease
+# on the task leaves the annotators' open ones (Lease.task_filled); the study has one open
+# task fewer (Study.open_tasks).
+DONE_FILLED_SQL = """
+UPDATE annotate_lease SET task_filled = TRUE,
+  state = CASE WHEN id = %(lease)s THEN 'done' ELSE state END
+WHERE task_id = %(task)s
+"""
 FILLED_SQL = "UPDATE annotate_study SET open_tasks = open_tasks - 1 WHERE id = %(study)s"
 
 
@@ -133,7 +146,7 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
     # Counting this answer first takes the task's row lock with the write itself: other
     # submissions to the task wait here until this transaction ends.
     sql.execute(COUNT_SQL, params)
-    (counted, overlap, state, expires_at, *repeat, others_active, left_model_id, done, open_tasks, closed) = (
+    (counted, overlap, state, expires_at, *repeat, others_active, left_model_id, open_tasks, closed) = (
         sql.fetch_one(FRESH_SQL, params)
     )
     taken = counted - 1
@@ -159,9 +172,12 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
             "answered": params["now"],
         },
     )
-    sql.execute(DONE_SQL, params)
     if counted == overlap:
+        sql.execute(DONE_FILLED_SQL, params)
         sql.execute(FILLED_SQL, params)
+    else:
+        sql.execute(DONE_SQL, params)
+    (done,) = sql.fetch_one(TALLY_SQL, params)
     judgment = Judgment(
         id=judgment_id,
         task_id=task_id,
@@ -174,7 +190,7 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
     )
     # The counts were read before this answer was written: it moves its task out of the
     # annotator's remaining ones, because the task is now full or closed to them.
-    progress = Progress(done=done + 1, remaining=open_tasks - closed - 1)
+    progress = Progress(done=done, remaining=open_tasks - closed - 1)
     return SubmitResult(judgment=judgment, created=True, progress=progress)
 
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from annotate.answers import answer_clean
 from annotate.errors import InvalidInput
-from annotate.models import Judgment, Study, Task, TaskImage
-from annotate.services import study_recount_open_tasks
+from annotate.models import Judgment, Lease, Study, Task, TaskImage
+from annotate.services import study_recount
 from evalhub.accounts.roles import ANNOTATORS, user_grant_role
 from evalhub.catalog.errors import ImportRejected
 
@@ -104,10 +104,28 @@ def judgments_import(*, text: str) -> int:
         if not judgments:
             raise ImportRejected("the file has no rows")
         Judgment.objects.bulk_create(judgments)
+        # A done lease records that the annotator has seen the task, as one from the page
+        # does: the queue does not hand it to them again and their progress counts it (a
+        # lease they held on it is closed).
+        Lease.objects.bulk_create(
+            (
+                Lease(
+                    task=judgment.task,
+                    annotator=judgment.annotator,
+                    state=Lease.State.DONE,
+                    shown_at=judgment.shown_at,
+                    expires_at=judgment.answered_at,
+                )
+                for judgment in judgments
+            ),
+            update_conflicts=True,
+            unique_fields=["task", "annotator"],
+            update_fields=["state"],
+        )
         for task_id, count in added.items():
             Task.objects.filter(pk=task_id).update(judgment_count=F("judgment_count") + count)
         for study in studies.values():
-            study_recount_open_tasks(study_id=study.pk)
+            study_recount(study_id=study.pk)
     return len(judgments)
 
 

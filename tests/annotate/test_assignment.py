@@ -4,10 +4,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from annotate import errors
 from annotate.assignment import (
+    STUDY_SQL,
     Progress,
     annotator_progress,
     assignments_next,
@@ -16,7 +18,7 @@ from annotate.assignment import (
     lease_skip,
 )
 from annotate.errors import Conflict, NotFound
-from annotate.models import ImageReport, Lease, Task
+from annotate.models import AnnotatorTally, ImageReport, Judgment, Lease, Task
 from annotate.services import study_create, study_update
 from annotate.submission import judgment_submit
 from tests.factories import UserFactory
@@ -171,13 +173,26 @@ def test_reporting_a_broken_image_records_it_and_skips(study, annotators):
         lease_report_image(token=lease.token, annotator=annotators[0], position=7)
 
 
-def test_next_and_submit_report_the_same_progress_as_a_fresh_count(study, annotators):
-    """The progress that next and submit return matches annotator_progress at every step:
-    answering, a task reaching N, a skip and a repeated submission."""
+def counted_progress(study, annotator) -> Progress:
+    """Progress counted from the judgments and leases themselves, none of the kept counts."""
+    open_tasks = study.tasks.filter(judgment_count__lt=study.overlap)
+    closed = Lease.objects.filter(annotator=annotator, task__in=open_tasks).exclude(state=Lease.State.ACTIVE)
+    return Progress(
+        done=Judgment.objects.filter(annotator=annotator, task__study=study).count(),
+        remaining=open_tasks.count() - closed.count(),
+    )
+
+
+def test_next_and_submit_report_the_progress_a_count_from_scratch_gives(study, annotators):
+    """The progress that next, submit and annotator_progress report matches a count from the
+    judgments and leases at every step: answering, a task reaching N, a skip and a repeated
+    submission; and the kept counts behind it (tallies, full tasks' leases) stay exact."""
     dana, eve = annotators[:2]
 
     def fresh(annotator):
-        return annotator_progress(study_id=study.pk, annotator=annotator)
+        progress = annotator_progress(study_id=study.pk, annotator=annotator)
+        assert progress == counted_progress(study, annotator)
+        return progress
 
     for annotator in (dana, eve, dana, eve):
         result = assignments_next(study_id=study.pk, annotator=annotator)
@@ -190,8 +205,33 @@ def test_next_and_submit_report_the_same_progress_as_a_fresh_count(study, annota
     assert fresh(dana) == Progress(done=2, remaining=1)  # N = 2: two tasks are full
     study.refresh_from_db()
     assert study.open_tasks == study.tasks.filter(judgment_count__lt=2).count() == 1
+    leases = Lease.objects.select_related("task")
+    assert {(lease.task.judgment_count, lease.task_filled) for lease in leases} == {(2, True)}
+    assert sorted(AnnotatorTally.objects.values_list("annotator__username", "judgments")) == [
+        ("dana", 2),
+        ("eve", 2),
+    ]
     repeat = judgment_submit(token=lease.token, annotator=eve, client_id=client_id, answer={"choice": "left"})
     assert not repeat.created and repeat.progress == fresh(eve) == Progress(done=2, remaining=1)
     (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
     lease_skip(token=lease.token, annotator=dana)
     assert assignments_next(study_id=study.pk, annotator=dana).progress == Progress(done=2, remaining=0)
+    assert fresh(dana) == Progress(done=2, remaining=0)
+
+
+def test_an_annotators_progress_and_held_leases_are_read_by_the_open_leases_index(study, annotators):
+    """The reads of progress and held leases match the partial index of leases on tasks not
+    yet full, so they do not read back through all the annotator ever answered (the
+    planner would fall back to the annotator's whole history if the predicate drifted)."""
+    dana = annotators[0]
+    params = {"study": study.pk, "me": dana.pk, "now": timezone.now(), "limit": 1}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            explain = "EXPLAIN "
+        else:
+            explain = "EXPLAIN QUERY PLAN "
+        cursor.execute(explain + STUDY_SQL, params)
+        plan = "\n".join(str(row) for row in cursor.fetchall())
+    assert plan.count("lease_annotator_open_idx") == 2, plan

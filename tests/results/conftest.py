@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Judgment, Task
-from annotate.services import study_create, study_recount_open_tasks
+from annotate.services import study_create, study_recount
 from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
 from tests.factories import UserFactory
 
@@ -77,7 +77,7 @@ def vote(study, votes_by_task: dict[Task, list[str]]) -> None:
         task.judgment_count = len(votes)
     Judgment.objects.bulk_create(judgments)
     Task.objects.bulk_update(votes_by_task.keys(), ["judgment_count"])
-    study_recount_open_tasks(study_id=study.pk)
+    study_recount(study_id=study.pk)
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from annotate.models import Judgment
+from annotate.assignment import Progress, annotator_progress, assignments_next
+from annotate.models import Judgment, Lease, Task
 from evalhub.catalog.errors import ImportRejected
 from evalhub.results.judgment_import import judgments_import
 from evalhub.results.winrates import ab_comparison
+from tests.factories import UserFactory
 
 HEADER = "study,task_key,annotator,answer\n"
 
@@ -28,6 +30,26 @@ def test_a_vendor_file_fills_an_ab_study(small_study):
     assert flaws.decided == 6 and flaws.tie.count == 0
     for judgment in Judgment.objects.select_related("task"):
         assert judgment.left_model_id == judgment.task.task_images.get(position=0).image.model_version_id
+
+
+def test_an_import_keeps_progress_and_takes_back_a_lease_on_a_task_it_fills(small_study):
+    """Imported answers count in their annotators' progress and are not handed to them
+    again, and a task the import fills leaves the annotator who held it."""
+    dana = UserFactory(username="dana", role="annotators")
+    (held,) = assignments_next(study_id=small_study.pk, annotator=dana).leases
+    key = Task.objects.get(pk=held.task_id).key
+    rows = "".join(f"study,{key},vendor-{a},left\n" for a in range(5))
+    other = "p0005-flaws" if key != "p0005-flaws" else "p0004-flaws"
+    rows += f"study,{other},vendor-0,right\n"
+    judgments_import(text=HEADER + rows)
+    vendor = User.objects.get(username="vendor-0")
+    assert annotator_progress(study_id=small_study.pk, annotator=vendor) == Progress(done=2, remaining=4)
+    answered = set(Judgment.objects.filter(annotator=vendor).values_list("task_id", flat=True))
+    assert assignments_next(study_id=small_study.pk, annotator=vendor).leases[0].task_id not in answered
+    assert Lease.objects.get(pk=held.pk).task_filled
+    result = assignments_next(study_id=small_study.pk, annotator=dana)
+    assert [lease.task_id for lease in result.leases] != [held.task_id]
+    assert result.progress == Progress(done=0, remaining=5)
 
 
 @pytest.mark.parametrize(
