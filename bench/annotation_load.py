@@ -116,10 +116,17 @@ def check(study_id: int) -> dict:
     django.setup()
     from django.db.models import Count, F
 
-    from annotate.models import Judgment, Study, Task
+    from annotate.models import AnnotatorTally, Judgment, Lease, Study, Task
 
     study = Study.objects.get(pk=study_id)
     per_task = Task.objects.filter(study=study).annotate(n=Count("judgments"))
+    judged = dict(
+        Judgment.objects.filter(task__study=study)
+        .values("annotator")
+        .annotate(n=Count("pk"))
+        .values_list("annotator", "n")
+    )
+    tallied = dict(AnnotatorTally.objects.filter(study=study).values_list("annotator", "judgments"))
     return {
         "judgments": Judgment.objects.filter(task__study=study).count(),
         "over_n": per_task.filter(n__gt=study.overlap).count(),
@@ -133,6 +140,10 @@ def check(study_id: int) -> dict:
         "open_count_mismatch": int(
             study.open_tasks != Task.objects.filter(study=study, judgment_count__lt=study.overlap).count()
         ),
+        "tally_mismatch": int(judged != tallied),
+        "unmarked_full_leases": Lease.objects.filter(
+            task__study=study, task__judgment_count__gte=study.overlap, task_filled=False
+        ).count(),
     }
 
 
@@ -518,17 +529,23 @@ def main() -> int:
         + ", ".join(f"{name} {1000 * seconds / max(created, 1):.2f} ms" for name, seconds in cpu.items())
         + f"; busy {100 * sum(cpu.values()) / (elapsed * os.cpu_count()):.0f}%"
     )
+    counts_exact = not (
+        integrity["counter_mismatch"]
+        or integrity["open_count_mismatch"]
+        or integrity["tally_mismatch"]
+        or integrity["unmarked_full_leases"]
+    )
     ok = (
         integrity["over_n"] == 0
         and integrity["duplicate_pairs"] == 0
-        and integrity["counter_mismatch"] == 0
-        and integrity["open_count_mismatch"] == 0
+        and counts_exact
         and integrity["judgments"] == created
     )
     print(
         f"integrity: {integrity['judgments']} judgments in the database, {created} acknowledged, "
         f"{integrity['over_n']} tasks over N, {integrity['duplicate_pairs']} duplicate (task, annotator), "
-        f"{integrity['tasks_at_n']} tasks at N -> {'PASS' if ok else 'FAIL'}"
+        f"{integrity['tasks_at_n']} tasks at N, kept counts {'exact' if counts_exact else 'WRONG'} "
+        f"-> {'PASS' if ok else 'FAIL'}"
     )
 
     if not args.keep:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from annotate.assignment import annotator_progress, assignments_next, lease_skip
 from annotate.errors import Conflict
-from annotate.models import Judgment, Lease, Study, Task
+from annotate.models import AnnotatorTally, Judgment, Lease, Study, Task
 from annotate.services import study_create
 from annotate.submission import judgment_submit
 from evalhub.catalog.models import ModelVersion
@@ -97,6 +97,10 @@ def test_racing_annotators_fill_every_task_exactly_to_n(race_study):
     assert not pairs.exists()
     assert sorted(acknowledged) == sorted(Judgment.objects.values_list("pk", flat=True))
     assert len(acknowledged) == PROMPTS * 2 * OVERLAP
+    # The counts progress is read from stayed exact under the race.
+    judged = dict(Judgment.objects.values("annotator").annotate(n=Count("pk")).values_list("annotator", "n"))
+    assert dict(AnnotatorTally.objects.values_list("annotator", "judgments")) == judged
+    assert not Lease.objects.filter(task__study=race_study, task_filled=False).exists()
     print(f"{connection.vendor}: {len(acknowledged)} judgments by {ANNOTATORS} racing annotators")
 
 
