@@ -116,13 +116,17 @@ STUDY_SQL_NO_PROGRESS = _STUDY.format(progress="NULL, NULL, NULL")
 # The next task for an annotator: one that still has room by this statement's view, that
 # they have not answered, skipped or already hold (an expired lease of theirs may be
 # renewed), the most answered first (breadth first), then by the random key. Walks the
-# queue index, so it costs the tasks passed over, not the size of the study.
+# queue index, so it costs the tasks passed over, not the size of the study. The tasks to
+# pass over are read first, once, from the annotator's leases on tasks not yet full (the
+# partial index: a lease on an open task is never marked full), and tested per task
+# before anything else: while fewer than N annotators are at work, those are all the
+# open tasks the annotator answered, at the head of the queue.
 PICK_SQL = """
 SELECT t.id, t.judgment_count FROM annotate_task t
 WHERE t.study_id = %(study)s AND t.judgment_count < %(n)s
-  AND NOT EXISTS (
-    SELECT 1 FROM annotate_lease m
-    WHERE m.task_id = t.id AND m.annotator_id = %(me)s
+  AND t.id NOT IN (
+    SELECT m.task_id FROM annotate_lease m
+    WHERE m.annotator_id = %(me)s AND NOT m.task_filled
       AND NOT (m.state = 'active' AND m.expires_at <= %(now)s))
   AND t.judgment_count + (
     SELECT COUNT(*) FROM annotate_lease o

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.assignment import (
+    PICK_SQL,
     STUDY_SQL,
     Progress,
     annotator_progress,
@@ -219,12 +220,26 @@ def test_next_and_submit_report_the_progress_a_count_from_scratch_gives(study, a
     assert fresh(dana) == Progress(done=2, remaining=0)
 
 
-def test_an_annotators_progress_and_held_leases_are_read_by_the_open_leases_index(study, annotators):
-    """The reads of progress and held leases match the partial index of leases on tasks not
-    yet full, so they do not read back through all the annotator ever answered (the
-    planner would fall back to the annotator's whole history if the predicate drifted)."""
+def test_an_annotators_own_expired_lease_is_renewed_when_its_task_comes_round(study, annotators):
+    """An expired lease does not bar its annotator from the task: it is handed back under
+    the same token, with a new expiry, not as a second lease."""
     dana = annotators[0]
-    params = {"study": study.pk, "me": dana.pk, "now": timezone.now(), "limit": 1}
+    (lease,) = assignments_next(study_id=study.pk, annotator=dana).leases
+    later = lease.expires_at + timedelta(seconds=1)
+    leases = assignments_next(study_id=study.pk, annotator=dana, count=3, now=later).leases
+    assert lease.token in {held.token for held in leases}
+    assert Lease.objects.filter(annotator=dana).count() == 3
+    assert Lease.objects.get(pk=lease.pk).expires_at > later
+
+
+def test_the_reads_of_an_annotators_leases_use_the_open_leases_index(study, annotators):
+    """Progress, held leases and the queue's pass-over list read the partial index of
+    leases on tasks not yet full, so none reads back through all the annotator ever
+    answered (the planner would fall back to their whole history if a predicate drifted
+    from the index's)."""
+    dana = annotators[0]
+    params = {"study": study.pk, "me": dana.pk, "now": timezone.now(), "limit": 1, "n": study.overlap}
+    plans = {}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL enable_seqscan = off")
@@ -232,6 +247,8 @@ def test_an_annotators_progress_and_held_leases_are_read_by_the_open_leases_inde
             explain = "EXPLAIN "
         else:
             explain = "EXPLAIN QUERY PLAN "
-        cursor.execute(explain + STUDY_SQL, params)
-        plan = "\n".join(str(row) for row in cursor.fetchall())
-    assert plan.count("lease_annotator_open_idx") == 2, plan
+        for name, statement in (("study", STUDY_SQL), ("pick", PICK_SQL)):
+            cursor.execute(explain + statement, params)
+            plans[name] = "\n".join(str(row) for row in cursor.fetchall())
+    assert plans["study"].count("lease_annotator_open_idx") == 2, plans["study"]
+    assert plans["pick"].count("lease_annotator_open_idx") == 1, plans["pick"]
