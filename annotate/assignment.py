@@ -79,8 +79,8 @@ def assignments_next(
 # Tasks this annotator answered (their tally), open tasks (the study's count), and the open
 # ones this annotator answered or skipped (remaining = open - closed). Each is read by key
 # or, for the last, through the annotator's leases on tasks not yet full (a partial index):
-# no count here grows with the annotator's history or the study's size. The task is
-# still checked open, so a lease the flag has not caught up with is not counted.
+# nothing here reads the study's tasks or the annotator's answers on full tasks. The task
+# is still checked open, so a lease the flag has not caught up with is not counted.
 DONE_COLUMN = """
   COALESCE((SELECT a.judgments FROM annotate_annotatortally a
             WHERE a.study_id = s.id AND a.annotator_id = %(me)s), 0)"""
@@ -93,8 +93,9 @@ OPEN_COLUMNS = """
 PROGRESS_COLUMNS = f"{DONE_COLUMN},{OPEN_COLUMNS}"
 
 # The study's state, the annotator's progress and the leases they hold, in one read. A full
-# task has no unexpired active lease (the invariant above), so "NOT task_filled" leaves
-# out nothing held: it lets the read use the partial index.
+# task has no room for an answer, so "NOT task_filled" leaves out no lease that could
+# still be answered (a submission fills a task only once no other lease is live on it; an
+# import may fill a held one): it lets the read use the partial index.
 _STUDY = """
 SELECT s.status, s.overlap, s.lease_seconds, {progress},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
