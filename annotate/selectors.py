@@ -84,10 +84,11 @@ def _questions(prompt_ids: set[int]) -> dict[int, list[dict]]:
 def _image_url(token: str, position: int) -> str:
     """``reverse("annotate:image", args=[token, position])``, from one reverse per process:
     reversing costs more than the rest of a payload."""
-    return _image_url_pattern().replace(_TOKEN, token).replace(_POSITION, str(position))
+    # The position first: a hex token may itself contain the position's stand-in.
+    return _image_url_pattern().replace(_POSITION, str(position)).replace(_TOKEN, token)
 
 
-# Stand-ins that no token (hex) or position (digits) can contain.
+# Stand-ins: the token's cannot occur in digits, nor the position's in the URL's fixed part.
 _TOKEN, _POSITION = "TOKEN", "999999999"
 
 

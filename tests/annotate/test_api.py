@@ -3,11 +3,13 @@
 import uuid
 
 import pytest
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotate import errors
 from annotate.models import Judgment, Study, Task
+from annotate.selectors import _image_url
 
 NEXT = "/api/annotate/studies/{}/next/"
 SUBMIT = "/api/annotate/assignments/{}/submit/"
@@ -321,3 +323,10 @@ def test_the_openapi_schema_is_served(client, alice):
     schema = client.get("/api/schema/?format=json").json()
     assert "/api/annotate/studies/{study_id}/next/" in schema["paths"]
     assert "/api/annotate/assignments/{token}/submit/" in schema["paths"]
+
+
+def test_an_image_url_is_the_reversed_one_whatever_digits_its_token_holds():
+    """The payload's image URLs come from one cached reverse; a token whose hex happens to
+    hold the position's stand-in must not be altered by it."""
+    for token in ("a" * 32, "0999999999" + "b" * 22, "9" * 32):
+        assert _image_url(token, 3) == reverse("annotate:image", args=[token, 3])
