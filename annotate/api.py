@@ -10,7 +10,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate import selectors
+from annotate import errors, selectors
 from annotate.assignment import (
     assignments_next,
     lease_heartbeat,
@@ -21,7 +21,7 @@ from annotate.errors import AnnotationError
 from annotate.models import Study
 from annotate.permissions import IsAnnotator, IsResearcher
 from annotate.services import study_create, study_update, task_set_gold
-from annotate.submission import judgment_submit
+from annotate.submission import MAX_TIMING_MS, Timing, judgment_submit
 from evalhub.catalog.models import ModelVersion, PromptSet
 
 
@@ -61,7 +61,7 @@ class AnnotatorAPIView(AnnotationAPIView):
 class AnnotatorStudyListApi(AnnotatorAPIView):
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
-        name = serializers.CharField()
+        title = serializers.CharField(help_text="The study's title for annotators.")
         kind = serializers.CharField()
         guidelines = serializers.CharField()
         done = serializers.IntegerField()
@@ -133,8 +133,39 @@ class NextAssignmentsApi(AnnotatorAPIView):
 
 class SubmitApi(AnnotatorAPIView):
     class InputSerializer(serializers.Serializer):
+        class TimingSerializer(serializers.Serializer):
+            shown_for_ms = serializers.IntegerField(
+                min_value=0,
+                max_value=MAX_TIMING_MS,
+                help_text="From the moment the task became visible to the answer.",
+            )
+            on_screen_ms = serializers.IntegerField(
+                min_value=0,
+                max_value=MAX_TIMING_MS,
+                help_text="The part of shown_for_ms with the tab visible and the window focused.",
+            )
+            answered_ms_ago = serializers.IntegerField(
+                min_value=0,
+                max_value=MAX_TIMING_MS,
+                help_text="From the answer to this attempt: 0 at first, more on a resend.",
+            )
+
+            class Meta:
+                ref_name = "SubmitTiming"
+
+            def validate(self, attrs) -> Timing:
+                if attrs["on_screen_ms"] > attrs["shown_for_ms"]:
+                    raise serializers.ValidationError({"on_screen_ms": errors.ON_SCREEN_OVER_SHOWN})
+                return Timing(**attrs)
+
         client_id = serializers.UUIDField()
         answer = serializers.JSONField()
+        timing = TimingSerializer(
+            required=False,
+            allow_null=True,
+            help_text="The page's durations, in ms of its own clock; the judgment's displayed_at and "
+            "on_screen_seconds stay empty without them.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["recorded", "duplicate"])
@@ -199,12 +230,14 @@ class StudyOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "title",
             "kind",
             "status",
             "prompt_set",
             "model_versions",
             "overlap",
             "lease_seconds",
+            "exposure",
             "config",
             "guidelines",
             "created_at",
@@ -225,7 +258,16 @@ class StudyListCreateApi(AnnotationAPIView):
     permission_classes = [IsResearcher]
 
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200)
+        name = serializers.CharField(
+            max_length=200, help_text="The researchers' name; annotators never see it."
+        )
+        title = serializers.CharField(
+            max_length=200,
+            allow_blank=True,
+            default="",
+            help_text="What annotators see; empty for a neutral title from the kind and criteria. "
+            "Must not contain a model version's name.",
+        )
         kind = serializers.ChoiceField(choices=Study.Kind.choices)
         prompt_set = serializers.SlugRelatedField(slug_field="name", queryset=PromptSet.objects.all())
         model_versions = serializers.SlugRelatedField(
@@ -242,6 +284,18 @@ class StudyListCreateApi(AnnotationAPIView):
         image_index = serializers.IntegerField(min_value=0, default=0)
         guidelines = serializers.CharField(allow_blank=True, default="")
         skip_incomplete = serializers.BooleanField(default=False)
+        exposure = serializers.ChoiceField(
+            choices=Study.Exposure.choices,
+            required=False,
+            help_text="A/B only: isolated (default) keeps the study's images apart from every task "
+            "that shows them with their prompt or in a one-model study; shared opts out.",
+        )
+        display_size = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            help_text="A/B only: WIDTHxHEIGHT to serve both sides resampled to one size, when the "
+            "two models' images differ in size.",
+        )
 
     @extend_schema(responses=StudyOutputSerializer(many=True))
     def get(self, request):
@@ -260,6 +314,7 @@ class StudyDetailApi(AnnotationAPIView):
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False)
+        title = serializers.CharField(max_length=200, required=False)
         status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
         overlap = serializers.IntegerField(required=False)
         lease_seconds = serializers.IntegerField(required=False)

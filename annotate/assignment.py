@@ -8,6 +8,10 @@ SQLite serializes writers with IMMEDIATE transactions), so no task is over-serve
 Order: the most answered tasks first, so a study's items reach N before new ones open;
 ties are broken by a random per-task key, so the order says nothing about prompt or model.
 
+Exposure (annotate.exposure): the same statement passes over tasks whose images the
+annotator met in a conflicting context, checks the picked one again after its lock, and
+writes the images of the task it leases.
+
 The statements every annotator request makes are written out in SQL (``evalhub.sql``).
 """
 
@@ -20,6 +24,7 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.errors import Conflict, NotFound
+from annotate.exposure import BARRED_FRESH_SQL, BARRED_SQL, RECORD_SQL, ExposureRule, exposure_rule
 from annotate.models import ImageReport, Lease, Study, Task, TaskImage, new_token
 from evalhub import sql
 
@@ -63,11 +68,12 @@ def assignments_next(
     )
     if not rows:
         raise NotFound(errors.UNKNOWN_STUDY)
-    status, overlap, lease_seconds, done, open_tasks, closed = rows[0][:6]
+    status, kind, exposure, overlap, lease_seconds, done, open_tasks, closed = rows[0][:8]
     _check_open(status)
-    held = [_lease_from_row(row[6:], annotator) for row in rows if row[6] is not None]
+    held = [_lease_from_row(row[8:], annotator) for row in rows if row[8] is not None]
+    rule = exposure_rule(kind, exposure)
     while len(held) < count:
-        lease = _lease_one(study_id, overlap, lease_seconds, annotator, now)
+        lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now)
         if lease is None:
             break
         held.append(lease)
@@ -97,7 +103,7 @@ PROGRESS_COLUMNS = f"{DONE_COLUMN},{OPEN_COLUMNS}"
 # still be answered (a submission fills a task only once no other lease is live on it; an
 # import may fill a held one): it lets the read use the partial index.
 _STUDY = """
-SELECT s.status, s.overlap, s.lease_seconds, {progress},
+SELECT s.status, s.kind, s.exposure, s.overlap, s.lease_seconds, {progress},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
 FROM annotate_study s LEFT JOIN (
   SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
@@ -116,19 +122,20 @@ STUDY_SQL_NO_PROGRESS = _STUDY.format(progress="NULL, NULL, NULL")
 
 # The next task for an annotator: one that still has room by this statement's view, that
 # they have not answered, skipped or already hold (an expired lease of theirs may be
-# renewed), the most answered first (breadth first), then by the random key. Walks the
-# queue index, so it costs the tasks passed over, not the size of the study. The tasks to
-# pass over are read first, once, from the annotator's leases on tasks not yet full (the
-# partial index: a lease on an open task is never marked full), and tested per task
-# before anything else: while fewer than N annotators are at work, those are all the
-# open tasks the annotator answered, at the head of the queue.
+# renewed) and that exposure control does not bar them from, the most answered first
+# (breadth first), then by the random key. Walks the queue index, so it costs the tasks
+# passed over, not the size of the study. The tasks to pass over are read first, once,
+# from the annotator's leases on tasks not yet full (the partial index: a lease on an open
+# task is never marked full), and tested per task before anything else: while fewer than
+# N annotators are at work, those are all the open tasks the annotator answered, at the
+# head of the queue.
 PICK_SQL = """
 SELECT t.id, t.judgment_count FROM annotate_task t
 WHERE t.study_id = %(study)s AND t.judgment_count < %(n)s
   AND t.id NOT IN (
     SELECT m.task_id FROM annotate_lease m
     WHERE m.annotator_id = %(me)s AND NOT m.task_filled
-      AND NOT (m.state = 'active' AND m.expires_at <= %(now)s))
+      AND NOT (m.state = 'active' AND m.expires_at <= %(now)s)){barred}
   AND t.judgment_count + (
     SELECT COUNT(*) FROM annotate_lease o
     WHERE o.task_id = t.id AND o.state = 'active' AND o.expires_at > %(now)s) < %(n)s
@@ -136,35 +143,57 @@ ORDER BY t.judgment_count DESC, t.order_key
 LIMIT 1"""
 
 # Pick, lock and lease in one statement. The lease is written only if the picked task
-# still has room counted afresh: on PostgreSQL the pick's view of the leases may predate
-# one committed just before the row lock was granted, so the count is taken by
-# annotate_live_leases(), a VOLATILE function whose query sees everything committed
-# (migration 0003); SQLite runs the statement under its write lock, so the inline count
-# is current. An expired lease of the annotator's own is renewed in place (same token).
+# still has room counted afresh, and (PostgreSQL) exposure control still lets the
+# annotator take it: the pick's view may predate a lease committed just before the row
+# lock was granted, so both are checked again by VOLATILE functions whose queries see
+# everything committed (migrations 0003 and 0007). SQLite runs the statement under its
+# write lock, so the pick's own view is current. An expired lease of the annotator's own
+# is renewed in place (same token). The task's images are written as seen, in the same
+# statement on PostgreSQL and in the same transaction on SQLite.
 LEASE_SQL = """
-WITH pick AS ({pick}{lock})
 INSERT INTO annotate_lease (token, task_id, annotator_id, state, shown_at, expires_at)
 SELECT %(token)s, pick.id, %(me)s, 'active', %(now)s, %(expires)s FROM pick
-WHERE pick.judgment_count + {live_leases} < %(n)s
+WHERE pick.judgment_count + {live_leases} < %(n)s{barred}
 ON CONFLICT (task_id, annotator_id) DO UPDATE SET expires_at = excluded.expires_at
   WHERE annotate_lease.state = 'active'
-RETURNING id, token, task_id, state, shown_at, expires_at
-"""
+RETURNING id, token, task_id, state, shown_at, expires_at"""
 LIVE_LEASES_INLINE = """(
     SELECT COUNT(*) FROM annotate_lease o
     WHERE o.task_id = pick.id AND o.state = 'active' AND o.expires_at > %(now)s
       AND o.annotator_id <> %(me)s)"""
 LIVE_LEASES_FRESH = "annotate_live_leases(pick.id, %(me)s, %(now)s)"
+LEASED_COLUMNS = "id, token, task_id, state, shown_at, expires_at"
 
 
 @cache
-def _lease_sql(vendor: str) -> str:
-    if vendor == "postgresql":
-        return LEASE_SQL.format(pick=PICK_SQL, lock=" FOR UPDATE SKIP LOCKED", live_leases=LIVE_LEASES_FRESH)
-    return LEASE_SQL.format(pick=PICK_SQL, lock="", live_leases=LIVE_LEASES_INLINE)
+def pick_sql(barred: bool) -> str:
+    return PICK_SQL.format(barred="\n  AND NOT " + BARRED_SQL.format(task="t.id") if barred else "")
 
 
-def _lease_one(study_id: int, overlap: int, lease_seconds: int, annotator, now: datetime) -> Lease | None:
+@cache
+def _lease_sql(vendor: str, barred: bool, records: bool) -> str:
+    """The lease statement for the database and the study's exposure rule."""
+    pick = pick_sql(barred)
+    if vendor != "postgresql":
+        return f"WITH pick AS ({pick})" + LEASE_SQL.format(live_leases=LIVE_LEASES_INLINE, barred="")
+    lease = LEASE_SQL.format(
+        live_leases=LIVE_LEASES_FRESH,
+        barred="\n  AND NOT " + BARRED_FRESH_SQL.format(task="pick.id") if barred else "",
+    )
+    seen = f",\nseen AS ({RECORD_SQL.format(task='IN (SELECT task_id FROM lease)')})" if records else ""
+    return (
+        f"WITH pick AS ({pick} FOR UPDATE SKIP LOCKED),\nlease AS ({lease}){seen}\n"
+        f"SELECT {LEASED_COLUMNS} FROM lease"
+    )
+
+
+# SQLite: the leased task's images, written in the lease's transaction.
+RECORD_TASK_SQL = RECORD_SQL.format(task="= %(task)s")
+
+
+def _lease_one(
+    study_id: int, overlap: int, lease_seconds: int, rule: ExposureRule, annotator, now: datetime
+) -> Lease | None:
     params = {
         "study": study_id,
         "me": annotator.pk,
@@ -172,16 +201,22 @@ def _lease_one(study_id: int, overlap: int, lease_seconds: int, annotator, now: 
         "now": _at(now),
         "expires": _at(now + timedelta(seconds=lease_seconds)),
         "token": new_token(),
+        "conflicts": rule.conflicts,
+        "records": rule.records,
     }
+    barred, records = rule.conflicts is not None, rule.records is not None
+    statement = _lease_sql(connection.vendor, barred, records)
     for _ in range(ATTEMPTS):
         with sql.one_statement_transaction():
-            row = sql.fetch_one(_lease_sql(connection.vendor), params)
+            row = sql.fetch_one(statement, params)
+            if row is not None and records and connection.vendor != "postgresql":
+                sql.execute(RECORD_TASK_SQL, {**params, "task": row[2]})
         if row is not None:
             return _lease_from_row(row, annotator)
         # Nothing leased: no task is left for this annotator, or (PostgreSQL) the picked
-        # one filled up before its lock was granted, or every candidate is locked by a
-        # transaction in flight; only the first ends the search.
-        if sql.fetch_one(PICK_SQL, params) is None:
+        # one filled up or became barred before its lock was granted, or every candidate
+        # is locked by a transaction in flight; only the first ends the search.
+        if sql.fetch_one(pick_sql(barred), params) is None:
             return None
     return None
 

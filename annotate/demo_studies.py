@@ -16,6 +16,10 @@ from evalhub.accounts.roles import ANNOTATORS, user_grant_role
 from evalhub.catalog.demo_seed import DEMO_PROMPT_SET
 from evalhub.catalog.models import ModelVersion, PromptSet
 
+# Which of a prompt's seven demo images each kind shows: best/worst the first five, A/B
+# and alignment one each of their own, so nobody meets one image blind and revealed.
+IMAGE_INDEX = {Study.Kind.BEST_WORST: 0, Study.Kind.AB: 5, Study.Kind.ALIGNMENT: 6}
+# The researchers' names; annotators see each kind's neutral title (annotate.titles).
 DEMO_STUDIES = (
     ("Demo: best/worst of five (demo-base)", Study.Kind.BEST_WORST, ["demo-base"]),
     ("Demo: A/B demo-sft vs demo-base", Study.Kind.AB, ["demo-sft", "demo-base"]),
@@ -38,7 +42,13 @@ def demo_studies_seed() -> list[str]:
     created = []
     for name, kind, model_names in DEMO_STUDIES:
         if not Study.objects.filter(name=name).exists():
-            study_create(name=name, kind=kind, prompt_set=prompt_set, model_versions=_models(model_names))
+            study_create(
+                name=name,
+                kind=kind,
+                prompt_set=prompt_set,
+                model_versions=_models(model_names),
+                image_index=IMAGE_INDEX[kind],
+            )
             created.append(name)
     simulated = (
         (SIMULATED_STUDY, Study.Kind.AB, _simulate_votes),
@@ -47,7 +57,13 @@ def demo_studies_seed() -> list[str]:
     for (name, model_names), kind, simulate in simulated:
         if not Study.objects.filter(name=name).exists():
             models = _models(model_names)
-            study = study_create(name=name, kind=kind, prompt_set=prompt_set, model_versions=models)
+            study = study_create(
+                name=name,
+                kind=kind,
+                prompt_set=prompt_set,
+                model_versions=models,
+                image_index=IMAGE_INDEX[kind],
+            )
             simulate(study)
             study.status = Study.Status.CLOSED
             study.save(update_fields=["status"])

@@ -34,6 +34,16 @@ MISSING_IMAGES = "{count} prompt(s) lack {what} from {model!r}: {examples}"
 NO_TASKS = "the study would have no tasks: {reason}"
 OVERLAP_LOCKED = "overlap cannot change once the study has judgments"
 UNKNOWN_TASK_KEY = "no task {key!r} in this study"
+NAMES_A_MODEL = "the {field} is shown to annotators and must not name a model: it contains {model!r}"
+TITLE_EMPTY = "the title shown to annotators cannot be empty"
+EXPOSURE_NOT_AB = "exposure is a setting of A/B studies; {kind} studies always reveal their images"
+UNKNOWN_EXPOSURE = "exposure must be isolated or shared, got {exposure!r}"
+AB_SIZES_DIFFER = (
+    "the two models' images differ in size, which tells the sides apart: {examples}; "
+    "generate them at one size, or choose a display size to serve both resampled to it"
+)
+DISPLAY_SIZE_FORMAT = "display size must be WIDTHxHEIGHT, each from {low} to {high} pixels, got {value!r}"
+DISPLAY_SIZE_NOT_AB = "a display size applies to A/B studies only"
 
 # Assignment and submission
 STUDY_PAUSED = "this study is paused; try again later"
@@ -55,3 +65,4 @@ BAD_CHOICE = "choice must be one of {choices}"
 MISSING_QUESTIONS = "answer every question: missing {ids}"
 UNKNOWN_QUESTIONS = "unknown question id(s) {ids}"
 BAD_YES_NO = "answer {question} with yes or no"
+ON_SCREEN_OVER_SHOWN = "must not exceed shown_for_ms: the time on screen is part of the time shown"

@@ -7,7 +7,13 @@ from evalhub.catalog.models import ModelVersion, PromptSet
 
 
 class StudyForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, help_text="For researchers; annotators never see it.")
+    title = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Title for annotators",
+        help_text="Leave empty for a neutral title from the kind and criteria. It must not name a model.",
+    )
     kind = forms.ChoiceField(choices=Study.Kind.choices)
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.all())
     model_a = forms.ModelChoiceField(
@@ -46,6 +52,19 @@ class StudyForm(forms.Form):
     )
     skip_incomplete = forms.BooleanField(
         required=False, help_text="Leave out prompts without the images a task needs."
+    )
+    exposure = forms.ChoiceField(
+        choices=Study.Exposure.choices,
+        initial=Study.Exposure.ISOLATED,
+        required=False,
+        help_text="A/B only. Isolated: nobody judges an image blind that they saw with its prompt "
+        "or in a one-model study, nor the reverse (needs a larger annotator pool). Shared: no such rule.",
+    )
+    display_size = forms.CharField(
+        max_length=20,
+        required=False,
+        help_text="A/B only, as WIDTHxHEIGHT: serve both models' images resampled to this size "
+        "(needed when their sizes differ).",
     )
 
     def model_versions(self) -> list[ModelVersion]:

@@ -38,7 +38,20 @@ class Study(models.Model):
         PAUSED = "paused", "Paused"
         CLOSED = "closed", "Closed"
 
-    name = models.CharField(max_length=200, unique=True)
+    class Exposure(models.TextChoices):
+        """Whether a blinded study keeps its images apart from every context that reveals
+        them (annotate.exposure); only A/B studies have the setting."""
+
+        ISOLATED = "isolated", "Isolated"
+        SHARED = "shared", "Shared"
+
+    name = models.CharField(
+        max_length=200, unique=True, help_text="The researchers' name; annotators never see it."
+    )
+    title = models.CharField(
+        max_length=200,
+        help_text="What annotators see; never a model version's name (annotate.titles).",
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="studies")
     model_versions = models.ManyToManyField(ModelVersion, through="StudyModel", related_name="studies")
@@ -49,6 +62,12 @@ class Study(models.Model):
         help_text="Tasks with fewer than N judgments, kept as judgments arrive (study_recount).",
     )
     lease_seconds = models.PositiveIntegerField(default=300)
+    exposure = models.CharField(
+        max_length=10,
+        choices=Exposure.choices,
+        blank=True,
+        help_text="A/B: isolated (default) or shared; empty for the kinds that reveal their images.",
+    )
     config = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings.")
     guidelines = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
@@ -107,12 +126,32 @@ class Task(models.Model):
         return f"{self.study.name}/{self.key}"
 
 
+class ResampledImage(models.Model):
+    """A catalog image resampled to an A/B study's common display size, stored under an
+    opaque name like every image (``Study.config["display_size"]``; annotate.display_size)."""
+
+    source = models.ForeignKey(GeneratedImage, on_delete=models.PROTECT, related_name="resampled")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    file = models.FileField(upload_to="images/", max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "width", "height"], name="resampled_once_per_size"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} at {self.width}x{self.height}"
+
+
 class TaskImage(models.Model):
-    """An image in a task at a display position (A/B: 0 is left, 1 is right)."""
+    """An image in a task at a display position (A/B: 0 is left, 1 is right); served as
+    ``resampled`` where the study shows its images at a common size."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_images")
     image = models.ForeignKey(GeneratedImage, on_delete=models.PROTECT)
     position = models.PositiveSmallIntegerField()
+    resampled = models.ForeignKey(ResampledImage, null=True, blank=True, on_delete=models.PROTECT)
 
     class Meta:
         ordering = ["task", "position"]
@@ -188,7 +227,22 @@ class Judgment(models.Model):
     )
     answer = models.JSONField()
     left_model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT)
-    shown_at = models.DateTimeField()
+    fetched_at = models.DateTimeField(
+        help_text="When the page fetched the task (its lease was made); the page preloads tasks, "
+        "so this can precede the moment the task was on screen."
+    )
+    displayed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the task became visible on the annotator's screen, from the durations the "
+        "page measured, kept between fetched_at and answered_at; empty without them (API, imports).",
+    )
+    on_screen_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="How long the task was on screen before the answer: the tab visible and the window "
+        "focused, interruptions left out; empty without the page's figures (API, imports).",
+    )
     answered_at = models.DateTimeField()
     source = models.CharField(max_length=20, default="web", help_text="web, or import for vendor data.")
 
@@ -218,6 +272,34 @@ class AnnotatorTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator_id} in study {self.study_id}: {self.judgments}"
+
+
+class ImageExposure(models.Model):
+    """A catalog image an annotator has been shown, and in what context (SPEC "Blinding").
+
+    ``blind``: in a task of an isolated A/B study (no prompt, two models). ``revealing``:
+    with its prompt, or in a study of one model. Written when the task is leased (from then
+    on its images can be fetched), and read by the same statement that leases, so that no
+    annotator meets one image in both contexts (annotate.exposure).
+    """
+
+    class Context(models.TextChoices):
+        BLIND = "blind", "Blinded, in an isolated A/B study"
+        REVEALING = "revealing", "With its prompt or in a one-model study"
+
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exposures", db_index=False
+    )
+    image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="exposures")
+    context = models.CharField(max_length=10, choices=Context.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["annotator", "image", "context"], name="exposure_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} saw {self.image_id} ({self.context})"
 
 
 class ImageReport(models.Model):

@@ -14,15 +14,17 @@ from annotate.assignment import Progress, annotator_progress
 from annotate.models import Judgment, Lease, Study
 from evalhub import sql
 
-# One row per image of each lease's task, in display order.
+# One row per image of each lease's task, in display order, at the size it is served.
 PAYLOAD_SQL = """
-SELECT l.token, l.expires_at, s.kind, t.criterion, p.text, t.prompt_id, ti.position, i.width, i.height
+SELECT l.token, l.expires_at, s.kind, t.criterion, p.text, t.prompt_id, ti.position,
+  COALESCE(r.width, i.width), COALESCE(r.height, i.height)
 FROM annotate_lease l
 JOIN annotate_task t ON t.id = l.task_id
 JOIN annotate_study s ON s.id = t.study_id
 JOIN catalog_prompt p ON p.id = t.prompt_id
 JOIN annotate_taskimage ti ON ti.task_id = t.id
 JOIN catalog_generatedimage i ON i.id = ti.image_id
+LEFT JOIN annotate_resampledimage r ON r.id = ti.resampled_id
 WHERE l.id IN ({leases})
 ORDER BY l.shown_at, l.id, ti.position
 """
@@ -106,11 +108,12 @@ def progress_payload(progress: Progress) -> dict:
 
 
 def studies_open_for(annotator) -> list[dict]:
-    """Open studies with this annotator's progress, newest first."""
+    """Open studies with this annotator's progress, newest first: their annotator-facing
+    title, never the researchers' name."""
     return [
         {
             "id": study.pk,
-            "name": study.name,
+            "title": study.title,
             "kind": study.kind,
             "guidelines": study.guidelines,
             **progress_payload(annotator_progress(study_id=study.pk, annotator=annotator)),

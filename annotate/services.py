@@ -3,21 +3,29 @@
 Task layout per kind (paper §4.1):
 - best/worst of five: one task per prompt with the model's first five images (by index);
 - A/B: one task per (prompt, criterion) with the image at ``image_index`` of each model,
-  the side of model A drawn at random per task and kept server side;
+  the side of model A drawn at random per task and kept server side; both images of a
+  pair have one size (annotate.display_size);
 - text alignment: one task per image, holding all the prompt's questions (so the
   annotator looks at an image once and answers its questions together).
+
+What annotators read (title, guidelines) never names a model (annotate.titles); which
+images an annotator may meet where is the study's exposure rule (annotate.exposure).
 """
 
 import secrets
 from collections import defaultdict
 
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
 from annotate import errors
 from annotate.answers import answer_clean
+from annotate.display_size import ab_sizes_check, display_size_parse, resampled_images
 from annotate.errors import Conflict, InvalidInput
+from annotate.exposure import exposures_record
 from annotate.models import AnnotatorTally, Judgment, Lease, Study, StudyModel, Task, TaskImage
+from annotate.titles import annotator_text_check, neutral_title
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 
 IMAGES_PER_BEST_WORST = 5
@@ -53,64 +61,101 @@ def study_create(
     image_index: int = 0,
     guidelines: str = "",
     skip_incomplete: bool = False,
+    title: str = "",
+    exposure: str | None = None,
+    display_size: str | None = None,
 ) -> Study:
     """Create a study and all its tasks in one transaction.
 
     ``model_versions`` is ``[model]`` for best/worst, ``[A, B]`` for A/B and one or more
     models for alignment. A prompt without the images a task needs is an error naming
-    it, unless ``skip_incomplete`` leaves such prompts out.
+    it, unless ``skip_incomplete`` leaves such prompts out. ``title`` is what annotators
+    see (default: neutral, from the kind and criteria); ``exposure`` (A/B: ``isolated``
+    by default, or ``shared``) and ``display_size`` (A/B: ``"WxH"``, to serve both sides
+    resampled to one size) are A/B settings.
     """
     _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds)
+    exposure = _exposure(kind, exposure)
+    size = display_size_parse(display_size)
+    if size is not None and kind != Study.Kind.AB:
+        raise InvalidInput(errors.DISPLAY_SIZE_NOT_AB)
     config = {"image_index": image_index}
     if kind == Study.Kind.AB:
         config["criteria"] = list(dict.fromkeys(criteria))
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                study = Study.objects.create(
-                    name=name.strip(),
-                    kind=kind,
-                    prompt_set=prompt_set,
-                    overlap=overlap,
-                    lease_seconds=lease_seconds,
-                    config=config,
-                    created_by=created_by,
-                    guidelines=guidelines.strip() or DEFAULT_GUIDELINES[kind],
-                )
-        except IntegrityError:
-            raise InvalidInput(errors.STUDY_NAME_TAKEN.format(name=name)) from None
-        roles = "AB" if kind == Study.Kind.AB else ""
-        StudyModel.objects.bulk_create(
-            StudyModel(study=study, model_version=model, role=roles[i] if roles else "")
-            for i, model in enumerate(model_versions)
+    if size is not None:
+        config["display_size"] = list(size)
+    title = title.strip() or neutral_title(kind, config.get("criteria", ()))
+    guidelines = guidelines.strip() or DEFAULT_GUIDELINES[kind]
+    annotator_text_check(title=title, guidelines=guidelines)
+    written: list[str] = []
+    try:
+        return _study_create(
+            written,
+            name=name,
+            title=title,
+            kind=kind,
+            prompt_set=prompt_set,
+            model_versions=model_versions,
+            created_by=created_by,
+            overlap=overlap,
+            lease_seconds=lease_seconds,
+            exposure=exposure,
+            config=config,
+            guidelines=guidelines,
+            skip_incomplete=skip_incomplete,
         )
-        builder = {
-            Study.Kind.BEST_WORST: _best_worst_tasks,
-            Study.Kind.AB: _ab_tasks,
-            Study.Kind.ALIGNMENT: _alignment_tasks,
-        }[kind]
-        layouts = builder(study, model_versions, skip_incomplete)
-        if not layouts:
-            raise InvalidInput(errors.NO_TASKS.format(reason="no prompt has what a task needs"))
-        tasks = Task.objects.bulk_create(
-            Task(study=study, key=key, prompt=prompt, criterion=criterion)
-            for key, prompt, criterion, _ in layouts
-        )
-        TaskImage.objects.bulk_create(
-            TaskImage(task=task, image=image, position=position)
-            for task, (_, _, _, images) in zip(tasks, layouts, strict=True)
-            for position, image in enumerate(images)
-        )
-        study.open_tasks = len(tasks)
-        study.save(update_fields=["open_tasks"])
+    except BaseException:
+        # Resampled images are files: they leave with the rows that named them.
+        for file_name in written:
+            default_storage.delete(file_name)
+        raise
+
+
+@transaction.atomic
+def _study_create(written: list[str], *, name, model_versions, skip_incomplete, **fields) -> Study:
+    kind = fields["kind"]
+    try:
+        with transaction.atomic():
+            study = Study.objects.create(name=name.strip(), **fields)
+    except IntegrityError:
+        raise InvalidInput(errors.STUDY_NAME_TAKEN.format(name=name)) from None
+    roles = "AB" if kind == Study.Kind.AB else ""
+    StudyModel.objects.bulk_create(
+        StudyModel(study=study, model_version=model, role=roles[i] if roles else "")
+        for i, model in enumerate(model_versions)
+    )
+    builder = {
+        Study.Kind.BEST_WORST: _best_worst_tasks,
+        Study.Kind.AB: _ab_tasks,
+        Study.Kind.ALIGNMENT: _alignment_tasks,
+    }[kind]
+    layouts = builder(study, model_versions, skip_incomplete)
+    if not layouts:
+        raise InvalidInput(errors.NO_TASKS.format(reason="no prompt has what a task needs"))
+    resampled = {}
+    if "display_size" in study.config:
+        images = {image.pk: image for *_, pair in layouts for image in pair}
+        resampled = resampled_images(list(images.values()), tuple(study.config["display_size"]), written)
+    tasks = Task.objects.bulk_create(
+        Task(study=study, key=key, prompt=prompt, criterion=criterion)
+        for key, prompt, criterion, _ in layouts
+    )
+    TaskImage.objects.bulk_create(
+        TaskImage(task=task, image=image, position=position, resampled=resampled.get(image.pk))
+        for task, (_, _, _, images) in zip(tasks, layouts, strict=True)
+        for position, image in enumerate(images)
+    )
+    study.open_tasks = len(tasks)
+    study.save(update_fields=["open_tasks"])
     return study
 
 
 @transaction.atomic
 def study_recount(*, study_id: int) -> int:
     """Set what a study keeps counted as submissions arrive (its open tasks, each annotator's
-    tally, which leases are on full tasks) from its tasks and judgments, after judgments
-    arrive by any other way: an import, or a fixture. Returns the open tasks."""
+    tally, which leases are on full tasks) from its tasks and judgments, and write the
+    exposures of its leases, after judgments arrive by any other way: an import, or a
+    fixture. Returns the open tasks."""
     study = Study.objects.select_for_update().get(pk=study_id)
     study.open_tasks = study.tasks.filter(judgment_count__lt=study.overlap).count()
     study.save(update_fields=["open_tasks"])
@@ -127,17 +172,26 @@ def study_recount(*, study_id: int) -> int:
     AnnotatorTally.objects.bulk_create(
         tallies, update_conflicts=True, unique_fields=["study", "annotator"], update_fields=["judgments"]
     )
+    exposures_record(leases)
     return study.open_tasks
 
 
 @transaction.atomic
 def study_update(*, study: Study, **changes) -> Study:
-    """Change ``status``, ``overlap``, ``lease_seconds``, ``guidelines`` or ``name``.
+    """Change ``status``, ``overlap``, ``lease_seconds``, ``guidelines``, ``name`` or ``title``.
 
     The overlap is fixed once a judgment exists: changing it would change what the
-    judgments already collected count towards.
+    judgments already collected count towards. The title and guidelines are checked like
+    at creation: annotators read them.
     """
     study = Study.objects.select_for_update().get(pk=study.pk)
+    if "title" in changes:
+        changes["title"] = changes["title"].strip()
+        if not changes["title"]:
+            raise InvalidInput(errors.TITLE_EMPTY)
+    if "guidelines" in changes:
+        changes["guidelines"] = changes["guidelines"].strip() or DEFAULT_GUIDELINES[study.kind]
+    annotator_text_check(**{field: changes[field] for field in ("title", "guidelines") if field in changes})
     if "overlap" in changes and changes["overlap"] != study.overlap:
         if study.tasks.filter(judgment_count__gt=0).exists():
             raise Conflict(errors.OVERLAP_LOCKED)
@@ -198,6 +252,19 @@ def _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds
     _check_range(lease_seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=lease_seconds))
 
 
+def _exposure(kind: str, exposure: str | None) -> str:
+    """The stored exposure setting: A/B studies are isolated unless told otherwise; the
+    other kinds reveal their images and have none."""
+    if kind != Study.Kind.AB:
+        if exposure:
+            raise InvalidInput(errors.EXPOSURE_NOT_AB.format(kind=Study.Kind(kind).label))
+        return ""
+    exposure = exposure or Study.Exposure.ISOLATED
+    if exposure not in Study.Exposure.values:
+        raise InvalidInput(errors.UNKNOWN_EXPOSURE.format(exposure=exposure))
+    return exposure
+
+
 def _check_range(value, low, high, message) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidInput(message)
@@ -246,19 +313,22 @@ def _ab_tasks(study, models, skip_incomplete):
     model_a, model_b = models
     images_a, images_b = _images_by_prompt(study, model_a), _images_by_prompt(study, model_b)
     coin = secrets.SystemRandom()
-    layouts, incomplete = [], defaultdict(list)
+    layouts, incomplete, pairs = [], defaultdict(list), []
     for prompt in study.prompt_set.prompts.order_by("position"):
         image_a = _image_at(images_a.get(prompt.pk, []), index)
         image_b = _image_at(images_b.get(prompt.pk, []), index)
         if image_a is None or image_b is None:
             incomplete[model_a if image_a is None else model_b].append(prompt)
             continue
+        pairs.append((image_a, image_b))
         for criterion in study.config["criteria"]:
             pair = [image_a, image_b] if coin.random() < 0.5 else [image_b, image_a]
             layouts.append((f"p{prompt.position:04d}-{criterion}", prompt, criterion, pair))
     if incomplete and not skip_incomplete:
         model, prompts = next(iter(incomplete.items()))
         raise _missing(prompts, model, f"an image at index {index}")
+    if "display_size" not in study.config:
+        ab_sizes_check(pairs)
     return layouts
 
 

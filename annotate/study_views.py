@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 
 from annotate import selectors
 from annotate.errors import AnnotationError
+from annotate.exposure import study_exposure_blocks
 from annotate.forms import StudyForm
 from annotate.models import Study
 from annotate.services import study_create, study_update
@@ -13,7 +14,8 @@ from evalhub.accounts.decorators import permission_page
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.agreement import annotator_stats, study_agreement
 from evalhub.results.majority import majority_rule
-from evalhub.results.winrate_formats import FORMATS
+from evalhub.results.views import provisional_requested
+from evalhub.results.winrate_formats import FORMATS, PROVISIONAL_NOTE
 from evalhub.results.winrates import ab_comparison
 
 
@@ -40,6 +42,9 @@ def study_create_view(request):
                 image_index=data["image_index"],
                 guidelines=data["guidelines"],
                 skip_incomplete=data["skip_incomplete"],
+                title=data["title"],
+                exposure=data["exposure"] if data["kind"] == Study.Kind.AB else None,
+                display_size=data["display_size"],
             )
         except AnnotationError as exc:
             form.add_error(None, exc.message)
@@ -52,10 +57,11 @@ def study_create_view(request):
 @permission_page("annotate.view_study")
 def study_detail(request, pk: int):
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
+    provisional = provisional_requested(request)
     comparison, results_message = None, ""
     if study.kind == Study.Kind.AB:
         try:
-            comparison = ab_comparison(study)
+            comparison = ab_comparison(study, include_incomplete=provisional)
         except ResultsError as exc:
             results_message = str(exc)
     agreement = study_agreement(study)
@@ -68,12 +74,15 @@ def study_detail(request, pk: int):
             "study": study,
             "models": study.study_models.select_related("model_version"),
             "progress": selectors.study_progress(study),
+            "blocks": study_exposure_blocks(study),
             "annotators": annotators,
             "agreement": agreement,
             "statuses": Study.Status.choices,
             "comparison": comparison,
             "results_message": results_message,
             "formats": FORMATS,
+            "provisional": provisional,
+            "provisional_note": PROVISIONAL_NOTE,
         },
     )
 

@@ -10,11 +10,16 @@ Submitting is on every annotator's hot path, so its statements are written out i
 (``evalhub.sql``): in one transaction, the lease read, the task's count raised (which
 takes the task's row lock), a fresh read once the lock is held, then the judgment, the
 lease and the annotator's tally; a refused answer rolls the count back.
+
+The page also reports how long the task was on screen (``Timing``), as durations on its
+own clock: the judgment keeps when the task became visible and its time on screen, counted
+back from the server's clock, beside the time it was fetched (``fetched_at``: when the
+lease was made).
 """
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -32,6 +37,43 @@ class SubmitResult:
     judgment: Judgment
     created: bool
     progress: Progress
+
+
+# Each figure of a Timing at most 30 days: a task on screen longer, or an answer kept in
+# local storage longer, is not measured.
+MAX_TIMING_MS = 30 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What the page measured for one answer, in milliseconds of its own clock (never a
+    time of day: the annotator's clock may be off)."""
+
+    shown_for_ms: int  # from the moment the task became visible to the answer
+    on_screen_ms: int  # the part of it with the tab visible and the window focused
+    answered_ms_ago: int  # from the answer to this attempt: 0 at first, more on a resend
+
+
+def timing_times(
+    timing: Timing | None, *, fetched_at: datetime, now: datetime
+) -> tuple[datetime | None, float | None]:
+    """``(displayed_at, on_screen_seconds)``: the page's durations counted back from ``now``,
+    the task visible no earlier than it was fetched (``fetched_at``) and no later than ``now``,
+    and on screen no longer than from then to the answer. Without timing, both None."""
+    if timing is None:
+        return None, None
+    displayed = _within(now - _ms(timing.answered_ms_ago + timing.shown_for_ms), fetched_at, now)
+    answered = _within(now - _ms(timing.answered_ms_ago), displayed, now)
+    seconds = min(max(timing.on_screen_ms, 0) / 1000, (answered - displayed).total_seconds())
+    return displayed, seconds
+
+
+def _ms(value: int) -> timedelta:
+    return timedelta(milliseconds=value)
+
+
+def _within(moment: datetime, earliest: datetime, latest: datetime) -> datetime:
+    return min(max(moment, earliest), latest)
 
 
 # The lease with what checking the answer needs, and a judgment already recorded under
@@ -70,8 +112,10 @@ WHERE t.id = %(task)s
 
 INSERT_SQL = """
 INSERT INTO annotate_judgment
-  (task_id, annotator_id, client_id, answer, left_model_id, shown_at, answered_at, source)
-VALUES (%(task)s, %(me)s, %(client)s, %(answer)s, %(left)s, %(shown)s, %(answered)s, 'web')
+  (task_id, annotator_id, client_id, answer, left_model_id, fetched_at, displayed_at, on_screen_seconds,
+   answered_at, source)
+VALUES (%(task)s, %(me)s, %(client)s, %(answer)s, %(left)s, %(shown)s, %(displayed)s, %(on_screen)s,
+  %(answered)s, 'web')
 RETURNING id
 """
 COUNT_SQL = "UPDATE annotate_task SET judgment_count = judgment_count + 1 WHERE id = %(task)s"
@@ -94,9 +138,16 @@ FILLED_SQL = "UPDATE annotate_study SET open_tasks = open_tasks - 1 WHERE id = %
 
 
 def judgment_submit(
-    *, token: str, annotator, client_id: str | uuid.UUID, answer: object, now: datetime | None = None
+    *,
+    token: str,
+    annotator,
+    client_id: str | uuid.UUID,
+    answer: object,
+    timing: Timing | None = None,
+    now: datetime | None = None,
 ) -> SubmitResult:
-    """Record ``answer`` for the task leased under ``token``; a repeat is not a new judgment."""
+    """Record ``answer`` for the task leased under ``token``, with the page's ``timing`` where
+    it sent one; a repeat is not a new judgment, and returns the first one unchanged."""
     now = now or timezone.now()
     client_id = _uuid(client_id)
     params = {
@@ -107,7 +158,7 @@ def judgment_submit(
     }
     try:
         with transaction.atomic():
-            return _submit(params, answer, annotator, client_id, now)
+            return _submit(params, answer, timing, annotator, client_id, now)
     except _Repeat as repeat:
         return _repeat(
             repeat.judgment_id, repeat.judgment_task_id, task_id=repeat.task_id, annotator=annotator
@@ -123,7 +174,9 @@ def judgment_submit(
         return _repeat(repeat.pk, repeat.task_id, task_id=task_id, annotator=annotator)
 
 
-def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: datetime) -> SubmitResult:
+def _submit(
+    params: dict, answer: object, timing: Timing | None, annotator, client_id: uuid.UUID, now: datetime
+) -> SubmitResult:
     row = sql.fetch_one(LEASE_SQL, params)
     if row is None:
         raise NotFound(errors.UNKNOWN_ASSIGNMENT)
@@ -162,6 +215,8 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
     if taken >= overlap:
         raise Conflict(errors.TASK_FULL)
     left_model_id = left_model_id if kind == Study.Kind.AB else None
+    fetched_at = sql.aware(shown_at)
+    displayed_at, on_screen_seconds = timing_times(timing, fetched_at=fetched_at, now=now)
     (judgment_id,) = sql.fetch_one(
         INSERT_SQL,
         {
@@ -169,6 +224,8 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
             "answer": sql.db_value(Judgment, "answer", clean),
             "left": left_model_id,
             "shown": shown_at,
+            "displayed": sql.db_value(Judgment, "displayed_at", displayed_at),
+            "on_screen": on_screen_seconds,
             "answered": params["now"],
         },
     )
@@ -185,7 +242,9 @@ def _submit(params: dict, answer: object, annotator, client_id: uuid.UUID, now: 
         client_id=client_id,
         answer=clean,
         left_model_id=left_model_id,
-        shown_at=sql.aware(shown_at),
+        fetched_at=fetched_at,
+        displayed_at=displayed_at,
+        on_screen_seconds=on_screen_seconds,
         answered_at=now,
     )
     # The counts were read before this answer was written: it moves its task out of the

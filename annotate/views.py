@@ -2,14 +2,15 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from annotate.models import Lease, Study, TaskImage
 from annotate.selectors import studies_open_for
+from annotate.served_png import png_for_task
 from evalhub.accounts.roles import user_is_annotator
-from evalhub.catalog.image_response import image_file_response
 
 
 def _annotator(view):
@@ -35,11 +36,21 @@ def label(request, study_id: int):
 @require_GET
 @_annotator
 def image(request, token: str, position: int):
-    """A task's image by assignment token and display position, for its annotator only."""
+    """A task's image by assignment token and display position, for its annotator only:
+    bytes of this task's own (annotate.served_png), at the study's display size if it has one."""
     lease = Lease.objects.filter(token=token, annotator=request.user).only("task_id").first()
     if lease is None:
         raise Http404("No such assignment")
     task_image = get_object_or_404(
-        TaskImage.objects.select_related("image"), task_id=lease.task_id, position=position
+        TaskImage.objects.select_related("image", "resampled"), task_id=lease.task_id, position=position
     )
-    return image_file_response(task_image.image)
+    stored = task_image.resampled or task_image.image
+    try:
+        with default_storage.open(stored.file.name, "rb") as handle:
+            png = handle.read()
+    except FileNotFoundError:
+        raise Http404("Image file missing") from None
+    response = HttpResponse(png_for_task(png, token=token, position=position), content_type="image/png")
+    response["Content-Disposition"] = 'inline; filename="image.png"'
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -28,7 +28,10 @@ from evalhub.catalog.prompt_import import PromptRow, QuestionRow, prompt_set_imp
 DEMO_PROMPT_SET = "Demo shapes"
 # Public on purpose: printed by the command and in the README. Demo databases only.
 DEMO_PASSWORD = "evalhub-demo"
-IMAGES_PER_PROMPT = 5  # as in the paper's preference collection (§4.1)
+# Five for the best/worst studies (the paper's preference collection, §4.1), one for the
+# A/B studies and one for text alignment: each image meets an annotator in one context
+# only, so exposure control (annotate.exposure) never bars the demo's annotators.
+IMAGES_PER_PROMPT = 7
 GENERATOR = "procedural-demo"
 
 

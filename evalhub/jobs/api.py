@@ -105,6 +105,16 @@ class GenerationOptionsSerializer(serializers.Serializer):
     seed = serializers.IntegerField(default=0, min_value=0)
 
 
+class CompareOptionsSerializer(GenerationOptionsSerializer):
+    display_size = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="WIDTHxHEIGHT: serve both versions' A/B images resampled to this size (needed when "
+        "their sizes differ).",
+    )
+
+
 class GenerationLaunchInputSerializer(GenerationOptionsSerializer):
     model_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
     compare_after = serializers.BooleanField(default=False)
@@ -142,7 +152,7 @@ class JobRetryApi(JobsAPIView):
 
 class CompareWithParentApi(JobsAPIView):
     @extend_schema(
-        request=GenerationOptionsSerializer,
+        request=CompareOptionsSerializer,
         responses=inline_serializer(
             "Comparison",
             {
@@ -153,7 +163,7 @@ class CompareWithParentApi(JobsAPIView):
     )
     def post(self, request, version_id: int):
         version = get_object_or_404(ModelVersion, pk=version_id)
-        serializer = GenerationOptionsSerializer(data=request.data)
+        serializer = CompareOptionsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcome = services.comparison_request(user=request.user, version=version, **serializer.validated_data)
         job = outcome["job"]

@@ -49,3 +49,12 @@ class GenerationForm(forms.Form):
     steps = forms.IntegerField(initial=50, min_value=1, max_value=1000, help_text="DDIM steps.")
     guidance = forms.FloatField(required=False, min_value=0, help_text="Default 7.5 (U-Net), 4.5 (DiT).")
     seed = forms.IntegerField(initial=0, min_value=0)
+
+
+class CompareForm(GenerationForm):
+    display_size = forms.CharField(
+        max_length=20,
+        required=False,
+        help_text="WIDTHxHEIGHT: serve both versions' A/B images resampled to this size. Needed when "
+        "their sizes differ (the size would tell the sides apart); the smaller size keeps both sharp.",
+    )

@@ -330,7 +330,12 @@ def _run_generation(job: Job, monitor: JobMonitor) -> None:
     monitor.log(f"imported {imported.created} images ({imported.skipped} already there)")
     result = {"manifest": str(manifest), "imported": imported.created, "skipped": imported.skipped}
     if options.get("compare_after"):
-        studies = comparison_create(user=job.created_by, version=version, prompt_set=job.prompt_set)
+        studies = comparison_create(
+            user=job.created_by,
+            version=version,
+            prompt_set=job.prompt_set,
+            display_size=options.get("display_size", ""),
+        )
         result["studies"] = [s.pk for s in studies]
         monitor.log("created studies: " + "; ".join(s.name for s in studies))
     Job.objects.filter(pk=job.pk).update(result=result)

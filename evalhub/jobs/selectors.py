@@ -1,5 +1,8 @@
 """Reads for the jobs pages and API."""
 
+from django.db.models import Count
+
+from evalhub.catalog.models import GeneratedImage, ModelVersion
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from evalhub.jobs.runner import job_folder
@@ -27,3 +30,14 @@ def job_metrics(job: Job) -> list[dict]:
     ]
     stride = max(1, -(-len(points) // MAX_POINTS))
     return points[::stride] if stride > 1 else points
+
+
+def image_sizes(model: ModelVersion, limit: int = 3) -> list[str]:
+    """The sizes of ``model``'s images, most common first (``"256×256"``)."""
+    rows = (
+        GeneratedImage.objects.filter(model_version=model)
+        .values("width", "height")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "width", "height")[:limit]
+    )
+    return [f"{row['width']}×{row['height']}" for row in rows]

@@ -38,7 +38,10 @@ GENERATION_DEFAULTS = {"images_per_prompt": 5, "steps": 50, "guidance": None, "s
 UNKNOWN_OPTIONS = "unknown {kind} option(s): {names}"
 STUDY_OR_FOLDER = "give either a best/worst study or an SFT data folder"
 NOT_BEST_WORST = "study {study!r} is not a best/worst-of-five study"
-NO_DECIDED_PAIRS = "study {study!r} has no decided winner/loser pair yet"
+NO_DECIDED_PAIRS = (
+    "study {study!r} has no decided winner/loser pair yet: {incomplete} of {tasks} tasks still lack "
+    "their {overlap} judgments"
+)
 FOLDER_TRAINS_SFT_ONLY = "an image folder trains SFT only; preference methods need a best/worst study"
 NO_SFT_DATA = "SFT data {path} does not exist (workers read it from shared storage)"
 NO_WEIGHTS = "model version {version} has no weights folder (weights_uri is empty)"
@@ -122,7 +125,7 @@ def training_launch(
     """Queue a training run of ``base_version`` on a best/worst study's preferences (or,
     for SFT, an image folder). Every option is checked here, by the trainer's own config
     validation, before the job exists."""
-    from evalhub.results.best_worst import best_worst_pairs
+    from evalhub.results.best_worst import best_worst_pairs, task_completion
     from training.config import ConfigError, TrainConfig
 
     unknown = set(options) - set(TRAINING_OPTIONS)
@@ -133,8 +136,16 @@ def training_launch(
     if study is not None:
         if study.kind != Study.Kind.BEST_WORST:
             raise JobRejected(NOT_BEST_WORST.format(study=study.name))
-        if best_worst_pairs(study).empty:
-            raise JobRejected(NO_DECIDED_PAIRS.format(study=study.name))
+        if best_worst_pairs(study).empty:  # complete tasks only, as the export the run trains on
+            complete, incomplete = task_completion(study)
+            raise JobRejected(
+                NO_DECIDED_PAIRS.format(
+                    study=study.name,
+                    incomplete=incomplete,
+                    tasks=complete + incomplete,
+                    overlap=study.overlap,
+                )
+            )
     elif options.get("method", "simpo") != "sft":
         raise JobRejected(FOLDER_TRAINS_SFT_ONLY)
     elif not Path(sft_data).exists():
@@ -161,12 +172,18 @@ def training_launch(
 
 
 def generation_launch(
-    *, user, model_version: ModelVersion, prompt_set: PromptSet, compare_after: bool = False, **options
+    *,
+    user,
+    model_version: ModelVersion,
+    prompt_set: PromptSet,
+    compare_after: bool = False,
+    display_size: str = "",
+    **options,
 ) -> Job:
     """Queue N images per prompt of ``prompt_set`` from ``model_version``, imported when done.
 
     With ``compare_after`` the worker then creates the A/B and alignment studies against
-    the version's parent (:func:`comparison_create`).
+    the version's parent (:func:`comparison_create`, with ``display_size``).
     """
     unknown = set(options) - set(GENERATION_DEFAULTS)
     if unknown:
@@ -186,7 +203,7 @@ def generation_launch(
     with transaction.atomic():
         job = Job.objects.create(
             kind=Job.Kind.GENERATION,
-            config={**options, "compare_after": compare_after},
+            config={**options, "compare_after": compare_after, "display_size": display_size},
             model_version=model_version,
             prompt_set=prompt_set,
             progress_total=prompts * options["images_per_prompt"],
@@ -260,14 +277,23 @@ def free_name(base: str, taken: QuerySet[Model] | None = None) -> str:
     return name
 
 
-def _has_images(model: ModelVersion, prompt_set: PromptSet) -> bool:
-    """Whether ``model`` has any generated image for a prompt of ``prompt_set``."""
-    return GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set).exists()
+def _has_images(model: ModelVersion, prompt_set: PromptSet, index: int | None = None) -> bool:
+    """Whether ``model`` has any generated image (at ``index``) for a prompt of ``prompt_set``."""
+    images = GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set)
+    return (images if index is None else images.filter(index=index)).exists()
 
 
-def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> list[Study]:
+def comparison_create(
+    *, user, version: ModelVersion, prompt_set: PromptSet, display_size: str = ""
+) -> list[Study]:
     """An A/B study (visual flaws and appeal) of ``version`` (A) against its parent (B), and a
-    text-alignment study over both where the prompts have questions."""
+    text-alignment study over both where the prompts have questions.
+
+    The A/B study shows each prompt's first image; the alignment study shows the second
+    where both versions have one, so that the two studies never bar each other's
+    annotators (annotate.exposure). ``display_size`` ("WxH") serves the A/B images
+    resampled to one size, which an A/B study of two differently sized models needs.
+    """
     from annotate.errors import AnnotationError
     from annotate.services import study_create
 
@@ -279,9 +305,19 @@ def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> 
             raise JobRejected(
                 f"{model.name} has no images for prompt set {prompt_set.name!r}; generate them first"
             )
-    kinds = [(Study.Kind.AB, f"{version.name} vs {parent.name}: flaws and appeal")]
+    # The researchers' names; annotators see neutral titles (annotate.titles).
+    kinds = [
+        (Study.Kind.AB, f"{version.name} vs {parent.name}: flaws and appeal", {"display_size": display_size})
+    ]
     if prompt_set.prompts.filter(questions__isnull=False).exists():
-        kinds.append((Study.Kind.ALIGNMENT, f"{version.name} and {parent.name}: text alignment"))
+        index = 1 if all(_has_images(model, prompt_set, index=1) for model in (version, parent)) else 0
+        kinds.append(
+            (
+                Study.Kind.ALIGNMENT,
+                f"{version.name} and {parent.name}: text alignment",
+                {"image_index": index},
+            )
+        )
     try:
         with transaction.atomic():
             return [
@@ -292,16 +328,26 @@ def comparison_create(*, user, version: ModelVersion, prompt_set: PromptSet) -> 
                     model_versions=[version, parent],
                     created_by=user,
                     skip_incomplete=True,
+                    **settings,
                 )
-                for kind, name in kinds
+                for kind, name, settings in kinds
             ]
     except AnnotationError as exc:
         raise JobRejected(exc.message) from exc
 
 
-def comparison_request(*, user, version: ModelVersion, prompt_set: PromptSet, **generation) -> dict:
+def comparison_request(
+    *, user, version: ModelVersion, prompt_set: PromptSet, display_size: str = "", **generation
+) -> dict:
     """The "compare with parent" action: studies now if the images exist, else a generation
-    job that creates them when it finishes."""
+    job that creates them when it finishes (with the same ``display_size``)."""
+    from annotate.display_size import display_size_parse
+    from annotate.errors import AnnotationError
+
+    try:
+        display_size_parse(display_size)
+    except AnnotationError as exc:
+        raise JobRejected(exc.message) from exc
     parent = version.parent
     if parent is None:
         raise JobRejected(NO_PARENT.format(version=version.name))
@@ -311,8 +357,16 @@ def comparison_request(*, user, version: ModelVersion, prompt_set: PromptSet, **
             "generate or import them first"
         )
     if _has_images(version, prompt_set):
-        return {"studies": comparison_create(user=user, version=version, prompt_set=prompt_set), "job": None}
+        studies = comparison_create(
+            user=user, version=version, prompt_set=prompt_set, display_size=display_size
+        )
+        return {"studies": studies, "job": None}
     job = generation_launch(
-        user=user, model_version=version, prompt_set=prompt_set, compare_after=True, **generation
+        user=user,
+        model_version=version,
+        prompt_set=prompt_set,
+        compare_after=True,
+        display_size=display_size,
+        **generation,
     )
     return {"studies": [], "job": job}

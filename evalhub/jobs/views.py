@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from evalhub.accounts.decorators import permission_page
 from evalhub.catalog.models import ModelVersion
 from evalhub.jobs import selectors, services
-from evalhub.jobs.forms import GenerationForm, TrainingForm
+from evalhub.jobs.forms import CompareForm, GenerationForm, TrainingForm
 from evalhub.jobs.models import Job
 
 
@@ -70,7 +70,11 @@ def generation_new(request, version_id: int):
 def compare_new(request, version_id: int):
     """One action: A/B (flaws, appeal) and alignment studies against the parent, after generation."""
     version = get_object_or_404(ModelVersion.objects.select_related("parent"), pk=version_id)
-    form = GenerationForm(request.POST or None)
+    form = CompareForm(request.POST or None)
+    if version.parent is not None:
+        sizes = selectors.image_sizes(version.parent)
+        if sizes:
+            form.fields["display_size"].help_text += f" {version.parent.name}'s images: {', '.join(sizes)}."
     if request.method == "POST" and form.is_valid():
         try:
             outcome = services.comparison_request(user=request.user, version=version, **form.cleaned_data)

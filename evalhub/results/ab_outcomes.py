@@ -2,15 +2,29 @@
 
 The side each model was shown on is random per task and stored with every judgment
 (``Judgment.left_model``); here the sides are undone, votes are counted per task in the
-database (one row per task and option, never one Python step per judgment), and the
-majority rule decides each task. A level top (a 2–2–1 split) is a tie; a task whose
-majority is "reject" is counted apart (SPEC "Statistics").
+database (one row per task and option, never one Python step per judgment), and
+``ab_outcome`` decides each task. Only tasks with their N judgments are counted unless a
+provisional table is asked for (``evalhub.results.judged``).
+
+The rule for an A/B item (paper §4.1: "the majority decision is used"; SPEC "Statistics"),
+the one every table, leaderboard and export calls:
+
+1. The majority rule (``plurality``: strictly more votes than any other option;
+   ``absolute``: also more than half of the item's votes) picks the outcome.
+2. If it picks reject, the item is a reject: counted apart, out of the shares.
+3. If it picks nothing, the item is a reject when reject is among the options with the
+   most votes, and a tie otherwise.
+
+So 2 A, 2 B, 1 tie and 2 A, 2 tie, 1 B are ties; 2 reject, 2 A, 1 B is a reject; 2 A,
+1 B, 1 tie, 1 reject is A under plurality and a tie under absolute. Under the
+``dawid-skene`` rule the estimated label of each task is its outcome, reject included.
 """
 
 import pandas as pd
 from django.db.models import Count, F, Q
 
-from annotate.models import Judgment, Study
+from annotate.models import Study
+from evalhub.results.judged import study_judgments
 from evalhub.results.majority import majority
 
 OUTCOMES = ("A", "tie", "B", "reject")
@@ -22,6 +36,12 @@ class ResultsError(Exception):
 
 NOT_AB = "study {name!r} is not an A/B study"
 NO_DECIDED = "study {name!r} has no decided items yet: nothing to put in a table"
+NO_COMPLETE = (
+    "study {name!r} has no decided items yet: {complete} of {items} items have their "
+    "{overlap} judgments ({incomplete} have fewer, {started} of them at least one); add "
+    "?provisional=1 (page, download, API) or --include-incomplete (commands) for the running, "
+    "provisional table"
+)
 
 
 def study_models_ab(study: Study) -> tuple[int, int]:
@@ -32,8 +52,25 @@ def study_models_ab(study: Study) -> tuple[int, int]:
     return roles["A"], roles["B"]
 
 
-def ab_vote_counts(study: Study) -> pd.DataFrame:
-    """Votes per task in A/B terms: index task id, columns criterion, prompt and the outcomes.
+def ab_outcome(counts: pd.DataFrame, rule: str) -> pd.Series:
+    """The outcome of each A/B item under the module's rule, vectorized over items.
+
+    Args:
+        counts: vote counts, rows are items, columns ``A``, ``tie``, ``B``, ``reject``.
+        rule: ``plurality`` or ``absolute``.
+    Returns:
+        A Series aligned with ``counts.index`` holding one of ``OUTCOMES``.
+    """
+    values = counts[list(OUTCOMES)].fillna(0)
+    decided = majority(values, rule)
+    top = values.max(axis=1)
+    level_reject = (values["reject"] == top) & (top > 0)
+    undecided = pd.Series("tie", index=values.index, dtype="object").mask(level_reject, "reject")
+    return decided.astype("object").fillna(undecided)
+
+
+def ab_vote_counts(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """Votes per counted task in A/B terms: index task id, columns criterion, prompt and the outcomes.
 
     The sides are undone inside the database's GROUP BY, so one row per task comes back
     however many judgments there are.
@@ -47,7 +84,7 @@ def ab_vote_counts(study: Study) -> pd.DataFrame:
         "reject": Q(answer__choice="reject"),
     }
     rows = (
-        Judgment.objects.filter(task__study=study)
+        study_judgments(study, include_incomplete=include_incomplete)
         .values("task_id")
         .annotate(
             criterion=F("task__criterion"),
@@ -61,10 +98,9 @@ def ab_vote_counts(study: Study) -> pd.DataFrame:
     return frame.set_index("task_id")
 
 
-def ab_task_outcomes(study: Study, rule: str) -> pd.DataFrame:
-    """Per judged task: criterion, prompt, votes, the decided ``outcome`` and ``votes_total``."""
-    counts = ab_vote_counts(study)
-    decided = majority(counts[list(OUTCOMES)], rule)
-    counts["outcome"] = decided.fillna("tie")
+def ab_task_outcomes(study: Study, rule: str, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """Per counted task: criterion, prompt, votes, the ``outcome`` and ``votes_total``."""
+    counts = ab_vote_counts(study, include_incomplete=include_incomplete)
+    counts["outcome"] = ab_outcome(counts, rule)
     counts["votes_total"] = counts[list(OUTCOMES)].sum(axis=1)
     return counts

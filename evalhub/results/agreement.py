@@ -2,9 +2,11 @@
 
 Each judgment becomes one or more votes on an *item*: an A/B task (its outcome in A/B
 terms), a best/worst task (the position chosen as positive), or an alignment
-(task, question) pair (yes or no). Fleiss' kappa is computed over the items that have
-exactly N votes; an annotator's agreement with the majority is the share of their votes
-on decided items that match it.
+(task, question) pair (yes or no). Only complete tasks (N judgments) are read
+(``evalhub.results.judged``). Fleiss' kappa is computed over the items that have exactly
+N votes; an annotator's agreement with the majority is the share of their votes on
+decided items that match it (an item whose top is level has no majority to agree with
+and is left out).
 """
 
 import numpy as np
@@ -12,6 +14,7 @@ import pandas as pd
 from django.db.models import F
 
 from annotate.models import Judgment, Study
+from evalhub.results.judged import study_judgments
 from evalhub.results.majority import majority
 from evalhub.results.reliability import ab_votes_long
 
@@ -40,13 +43,17 @@ def fleiss_kappa(counts: pd.DataFrame) -> float | None:
     return float((per_item.mean() - expected) / (1 - expected))
 
 
-def study_votes(study: Study) -> pd.DataFrame:
-    """One row per vote: item, worker (annotator id) and label, for the study's kind."""
+def study_votes(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """One row per counted vote: item, worker (annotator id) and label, for the study's kind."""
     if study.kind == Study.Kind.AB:
-        votes = ab_votes_long(study)
-        return votes.rename(columns={"task": "item"})
+        votes = ab_votes_long(study, include_incomplete=include_incomplete)
+        return votes.rename(columns={"task": "item"})[["item", "worker", "label"]]
     rows = pd.DataFrame.from_records(
-        list(Judgment.objects.filter(task__study=study).values_list("task_id", "annotator_id", "answer")),
+        list(
+            study_judgments(study, include_incomplete=include_incomplete).values_list(
+                "task_id", "annotator_id", "answer"
+            )
+        ),
         columns=["task", "worker", "answer"],
     )
     if rows.empty:
@@ -82,19 +89,26 @@ def study_agreement(study: Study) -> dict:
 
 
 def annotator_stats(study: Study, rule: str) -> pd.DataFrame:
-    """Per annotator (username): judgments, median seconds per task, agreement with the majority."""
+    """Per annotator (username): judgments, median seconds on screen per task, agreement with
+    the majority on complete items.
+
+    The time is the one the labeling page measured with the tab visible and the window
+    focused (``Judgment.on_screen_seconds``): the time since the task was fetched would count
+    the time it waited in the page's queue of preloaded tasks. Judgments without it (API
+    clients, imports) are left out of the median; None when an annotator has none.
+    """
     columns = ["judgments", "median_seconds", "agreement_with_majority"]
     timing = pd.DataFrame.from_records(
         list(
             Judgment.objects.filter(task__study=study)
             .annotate(username=F("annotator__username"))
-            .values_list("annotator_id", "username", "shown_at", "answered_at")
+            .values_list("annotator_id", "username", "on_screen_seconds")
         ),
-        columns=["worker", "username", "shown_at", "answered_at"],
+        columns=["worker", "username", "seconds"],
     )
     if timing.empty:
         return pd.DataFrame(columns=columns)
-    timing["seconds"] = (timing["answered_at"] - timing["shown_at"]).dt.total_seconds()
+    timing["seconds"] = timing["seconds"].astype(float)
     names = timing.drop_duplicates("worker").set_index("worker")["username"]
     votes = study_votes(study)
     counts = votes.groupby(["item", "label"]).size().unstack(fill_value=0)
@@ -109,5 +123,9 @@ def annotator_stats(study: Study, rule: str) -> pd.DataFrame:
             "agreement_with_majority": agrees,
         }
     )
+    # None, not NaN: an annotator with no decided complete item has nothing to agree with,
+    # one whose answers carry no time on screen has no median.
+    for column in ("median_seconds", "agreement_with_majority"):
+        stats[column] = stats[column].astype("object").where(stats[column].notna(), None)
     stats.index = stats.index.map(names)
     return stats[columns]

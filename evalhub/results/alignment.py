@@ -1,14 +1,20 @@
 """Text-alignment rates (paper §4.1): per (image, question) the majority yes/no of its
 judgments is compared with the question's expected answer; a model's rate is the share
-of its decided items that match. A level vote (e.g. 2–2 after a skip) is undecided."""
+of its decided items that match.
+
+Only images with their N judgments count, unless the table is provisional
+(``evalhub.results.judged``). A level yes/no vote (e.g. 2–2 after a skip) is undecided and
+left out of the rate: unlike an A/B tie it says nothing about the image, so it is neither a
+match nor a miss. A/B items follow ``evalhub.results.ab_outcomes.ab_outcome`` instead."""
 
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from annotate.models import Judgment, Study, TaskImage
+from annotate.models import Study, TaskImage
 from evalhub.catalog.models import AlignmentQuestion
+from evalhub.results.judged import study_judgments
 from evalhub.results.majority import majority
 from evalhub.results.statistics import wilson_interval
 
@@ -23,10 +29,10 @@ class AlignmentRate:
     ci_high: float | None
 
 
-def alignment_items(study: Study, rule: str) -> pd.DataFrame:
-    """One row per judged (task, question): model, yes/no votes, majority, expected, match."""
+def alignment_items(study: Study, rule: str, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """One row per counted (task, question): model, yes/no votes, majority, expected, match."""
     judgments = pd.DataFrame.from_records(
-        list(Judgment.objects.filter(task__study=study).values_list("task_id", "answer")),
+        list(study_judgments(study, include_incomplete=include_incomplete).values_list("task_id", "answer")),
         columns=["task_id", "answer"],
     )
     if judgments.empty:
@@ -54,9 +60,9 @@ def alignment_items(study: Study, rule: str) -> pd.DataFrame:
     return votes
 
 
-def alignment_rates(study: Study, rule: str) -> dict[int, AlignmentRate]:
+def alignment_rates(study: Study, rule: str, *, include_incomplete: bool = False) -> dict[int, AlignmentRate]:
     """Per model version id of the study: its alignment rate with a 95% Wilson interval."""
-    items = alignment_items(study, rule)
+    items = alignment_items(study, rule, include_incomplete=include_incomplete)
     names = dict(study.study_models.values_list("model_version_id", "model_version__name"))
     rates = {}
     for model_id, name in names.items():

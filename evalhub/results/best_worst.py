@@ -6,6 +6,8 @@ Per task (a prompt's five images), over its judgments:
 - the loser is the image chosen most often as negative; a tie is broken by fewer votes
   as positive; if still tied, the prompt is left out;
 - a prompt whose winner and loser are the same image is left out.
+Only tasks with their N judgments count (SPEC "decided"), unless ``include_incomplete``
+asks for the running, provisional picture.
 Counting is vectorized in pandas over one row per (task, position).
 """
 
@@ -13,18 +15,19 @@ import pandas as pd
 from django.db.models import F
 from django.db.models.fields.json import KeyTextTransform
 
-from annotate.models import Judgment, Study, TaskImage
+from annotate.models import Study, TaskImage
 from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.judged import study_judgments, study_task_counts
 
 NOT_BEST_WORST = "study {name!r} is not a best/worst-of-five study"
 
 
-def best_worst_votes(study: Study) -> pd.DataFrame:
+def best_worst_votes(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
     """One row per (task, position) that received a vote: positive and negative counts."""
     if study.kind != Study.Kind.BEST_WORST:
         raise ResultsError(NOT_BEST_WORST.format(name=study.name))
     rows = (
-        Judgment.objects.filter(task__study=study)
+        study_judgments(study, include_incomplete=include_incomplete)
         .annotate(pos=KeyTextTransform("positive", "answer"), neg=KeyTextTransform("negative", "answer"))
         .values_list("task_id", "pos", "neg")
     )
@@ -47,9 +50,8 @@ def _pick(votes: pd.DataFrame, primary: str, tiebreak: str) -> pd.Series:
     return first["position"].where(~level & (first[primary] > 0))
 
 
-def best_worst_pairs(study: Study) -> pd.DataFrame:
-    """Decided pairs: task id, winner and loser positions, and the votes per position."""
-    votes = best_worst_votes(study)
+def decided_pairs(votes: pd.DataFrame) -> pd.DataFrame:
+    """The pairs that votes (counted as by :func:`best_worst_votes`) decide: task id, winner, loser."""
     if votes.empty:
         return pd.DataFrame(columns=["task_id", "winner", "loser"])
     winner = _pick(votes, "positive", "negative")
@@ -57,6 +59,18 @@ def best_worst_pairs(study: Study) -> pd.DataFrame:
     pairs = pd.DataFrame({"winner": winner, "loser": loser}).dropna()
     pairs = pairs[pairs["winner"] != pairs["loser"]].astype(int)
     return pairs.reset_index()
+
+
+def best_worst_pairs(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """Decided pairs of the study's complete tasks (or of every judged task): task id,
+    winner and loser positions."""
+    return decided_pairs(best_worst_votes(study, include_incomplete=include_incomplete))
+
+
+def task_completion(study: Study) -> tuple[int, int]:
+    """How many of the study's tasks have their N judgments, and how many do not yet."""
+    counts = study_task_counts(study).get("", {"complete": 0, "incomplete": 0})
+    return counts["complete"], counts["incomplete"]
 
 
 def task_images(study: Study) -> dict[int, list]:

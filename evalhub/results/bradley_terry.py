@@ -1,9 +1,12 @@
 """A Bradley–Terry leaderboard over every model version that appears in an A/B study.
 
 P(i beats j) = σ(θ_i − θ_j), fitted by maximum likelihood on the decided A/B tasks of one
-criterion: a win counts 1 for the winner, a tie ½ each way, rejects are left out. Scores
-are log-strengths anchored at 0 for the chosen baseline. 95% intervals come from a
-bootstrap that resamples prompts (the unit the studies sampled), not single votes.
+criterion: a win counts 1 for the winner, a tie ½ each way, rejects are left out. Each
+task's outcome is the win-rate table's (``winrates.ab_decided_outcomes``: the same
+majority rule, or Dawid–Skene, and only tasks with their N judgments unless the ranking
+is provisional). Scores are log-strengths anchored at 0 for the chosen baseline. 95%
+intervals come from a bootstrap that resamples prompts (the unit the studies sampled),
+not single votes.
 """
 
 from dataclasses import dataclass
@@ -15,10 +18,13 @@ from scipy.special import log_expit
 
 from annotate.models import Study
 from evalhub.catalog.models import ModelVersion
-from evalhub.results.ab_outcomes import ResultsError, ab_task_outcomes
+from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.majority import majority_rule
+from evalhub.results.winrates import ab_decided_outcomes
 
 RIDGE = 1e-4  # keeps a model that never lost finite; small next to any real evidence
 NO_COMPARISONS = "no decided A/B comparison for criterion {criterion!r} yet"
+NO_COMPLETE_HINT = " among complete items; --include-incomplete for the running, provisional ranking"
 UNKNOWN_BASELINE = "baseline {name!r} appears in no A/B study for criterion {criterion!r}"
 
 
@@ -31,12 +37,14 @@ class LeaderboardRow:
     comparisons: int
 
 
-def decided_pairs(criterion: str, rule: str = "plurality") -> pd.DataFrame:
+def decided_pairs(
+    criterion: str, rule: str = "plurality", *, include_incomplete: bool = False
+) -> pd.DataFrame:
     """Every decided task of every A/B study for ``criterion``: prompt, model ids, outcome."""
     frames = []
     for study in Study.objects.filter(kind=Study.Kind.AB):
         roles = dict(study.study_models.values_list("role", "model_version_id"))
-        outcomes = ab_task_outcomes(study, rule)
+        outcomes = ab_decided_outcomes(study, rule, include_incomplete=include_incomplete)
         outcomes = outcomes[(outcomes["criterion"] == criterion) & (outcomes["outcome"] != "reject")]
         frames.append(
             pd.DataFrame(
@@ -83,12 +91,23 @@ def fit_scores(pairs: pd.DataFrame, models: list[int], baseline: int) -> np.ndar
 
 
 def leaderboard(
-    *, criterion: str, baseline: str, bootstrap: int = 200, seed: int = 0, rule: str = "plurality"
+    *,
+    criterion: str,
+    baseline: str,
+    bootstrap: int = 200,
+    seed: int = 0,
+    rule: str | None = None,
+    include_incomplete: bool = False,
 ) -> list[LeaderboardRow]:
-    """Models ranked by Bradley–Terry score for one criterion, best first."""
-    pairs = decided_pairs(criterion, rule)
+    """Models ranked by Bradley–Terry score for one criterion, best first.
+
+    ``rule``: a majority rule (default: the setting) or ``dawid-skene``;
+    ``include_incomplete`` also counts tasks with fewer than N judgments (provisional).
+    """
+    pairs = decided_pairs(criterion, rule or majority_rule(), include_incomplete=include_incomplete)
     if pairs.empty:
-        raise ResultsError(NO_COMPARISONS.format(criterion=criterion))
+        hint = "" if include_incomplete else NO_COMPLETE_HINT
+        raise ResultsError(NO_COMPARISONS.format(criterion=criterion) + hint)
     models = sorted(set(pairs["model_a"]) | set(pairs["model_b"]))
     base = ModelVersion.objects.filter(name=baseline, pk__in=models).values_list("pk", flat=True).first()
     if base is None:

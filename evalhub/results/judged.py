@@ -2,7 +2,7 @@
 judgments, so every table, export and API reads only the judgments of complete tasks
 unless it is asked for the running (provisional) picture."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from annotate.models import Judgment, Study
 
@@ -14,3 +14,27 @@ def study_judgments(study: Study, *, include_incomplete: bool = False) -> QueryS
     if not include_incomplete:
         judgments = judgments.filter(task__judgment_count__gte=study.overlap)
     return judgments
+
+
+def study_task_counts(study: Study) -> dict[str, dict[str, int]]:
+    """Per criterion ("" for kinds without one): ``items`` (tasks), ``complete`` (with N
+    judgments), ``incomplete`` (fewer, none included) and ``started`` (fewer, but some)."""
+    fewer = Q(judgment_count__lt=study.overlap)
+    rows = (
+        study.tasks.order_by()
+        .values("criterion")
+        .annotate(
+            items=Count("pk"),
+            incomplete=Count("pk", filter=fewer),
+            started=Count("pk", filter=fewer & Q(judgment_count__gt=0)),
+        )
+    )
+    return {
+        row["criterion"]: {
+            "items": row["items"],
+            "complete": row["items"] - row["incomplete"],
+            "incomplete": row["incomplete"],
+            "started": row["started"],
+        }
+        for row in rows
+    }

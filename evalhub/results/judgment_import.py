@@ -96,7 +96,7 @@ def judgments_import(*, text: str) -> int:
                     client_id=uuid.uuid4(),
                     answer=answer,
                     left_model_id=left,
-                    shown_at=when,
+                    fetched_at=when,
                     answered_at=when,
                     source="import",
                 )
@@ -113,7 +113,7 @@ def judgments_import(*, text: str) -> int:
                     task=judgment.task,
                     annotator=judgment.annotator,
                     state=Lease.State.DONE,
-                    shown_at=judgment.shown_at,
+                    shown_at=judgment.fetched_at,
                     expires_at=judgment.answered_at,
                 )
                 for judgment in judgments

@@ -22,7 +22,9 @@ COLUMNS = [
     "right_model",
     "choice",
     "winner_model",
-    "shown_at",
+    "fetched_at",
+    "displayed_at",
+    "on_screen_seconds",
     "answered_at",
     "source",
     "gold",
@@ -38,7 +40,15 @@ def judgments_csv(study: Study) -> str:
     rows = (
         Judgment.objects.filter(task__study=study)
         .order_by("answered_at", "pk")
-        .values("answer", "left_model_id", "shown_at", "answered_at", "source")
+        .values(
+            "answer",
+            "left_model_id",
+            "fetched_at",
+            "displayed_at",
+            "on_screen_seconds",
+            "answered_at",
+            "source",
+        )
         .annotate(
             task_key=F("task__key"),
             prompt=F("task__prompt__text"),
@@ -72,7 +82,9 @@ def judgments_csv(study: Study) -> str:
                 right,
                 choice,
                 winner,
-                row["shown_at"].isoformat(),
+                row["fetched_at"].isoformat(),
+                row["displayed_at"].isoformat() if row["displayed_at"] else "",
+                "" if row["on_screen_seconds"] is None else f"{row['on_screen_seconds']:.3f}",
                 row["answered_at"].isoformat(),
                 row["source"],
                 row["gold"],

@@ -7,8 +7,10 @@ cells are vote counts. The rule is one setting, ``EVALHUB_MAJORITY_RULE``:
   where the top options are level (a 2–2–1 split) nothing is decided.
 - ``absolute``: the winner also needs more than half of the item's votes.
 
-What "nothing decided" means depends on the task kind and is the caller's choice: an
-A/B item counts as a tie, an alignment or best/worst item as undecided.
+What "nothing decided" means depends on the task kind, and each kind has one function
+for it that every table calls: an A/B item is a tie, or a reject when reject is among the
+options with the most votes (``evalhub.results.ab_outcomes.ab_outcome``); an alignment
+item is undecided and left out of the rate (``evalhub.results.alignment``).
 """
 
 import pandas as pd

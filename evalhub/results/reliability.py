@@ -1,23 +1,32 @@
 """Reliability-weighted aggregation of A/B votes (Dawid & Skene, 1979, via crowd-kit),
 to set beside the plain majority: annotators who often disagree with the consensus
-count for less."""
+count for less.
+
+Each criterion is fitted on its own (paper §4.1 asks about visual flaws and visual appeal
+separately): an annotator's reliability on flaws — spotting a distorted hand — says little
+about their reliability on appeal, a matter of taste, so one pooled confusion matrix per
+annotator would let their record on one criterion tip the other's items. Only the counted
+tasks enter a fit: those with their N judgments, unless the table is provisional.
+"""
 
 import pandas as pd
 from crowdkit.aggregation import DawidSkene
 
-from annotate.models import Judgment, Study
+from annotate.models import Study
 from evalhub.results.ab_outcomes import study_models_ab
+from evalhub.results.judged import study_judgments
 
 
-def ab_votes_long(study: Study) -> pd.DataFrame:
-    """One row per judgment: task, worker and the vote in A/B terms (A, B, tie, reject)."""
+def ab_votes_long(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """One row per counted judgment: task, criterion, worker and the vote in A/B terms
+    (A, B, tie, reject)."""
     model_a, _ = study_models_ab(study)
-    rows = Judgment.objects.filter(task__study=study).values_list(
-        "task_id", "annotator_id", "answer__choice", "left_model_id"
+    rows = study_judgments(study, include_incomplete=include_incomplete).values_list(
+        "task_id", "task__criterion", "annotator_id", "answer__choice", "left_model_id"
     )
-    frame = pd.DataFrame.from_records(list(rows), columns=["task", "worker", "choice", "left"])
+    frame = pd.DataFrame.from_records(list(rows), columns=["task", "criterion", "worker", "choice", "left"])
     if frame.empty:
-        return pd.DataFrame(columns=["task", "worker", "label"])
+        return pd.DataFrame(columns=["task", "criterion", "worker", "label"])
     a_left = frame["left"] == model_a
     label = frame["choice"].copy()
     label[(frame["choice"] == "left") & a_left] = "A"
@@ -25,12 +34,19 @@ def ab_votes_long(study: Study) -> pd.DataFrame:
     label[(frame["choice"] == "right") & a_left] = "B"
     label[(frame["choice"] == "left") & ~a_left] = "B"
     frame["label"] = label
-    return frame[["task", "worker", "label"]]
+    return frame[["task", "criterion", "worker", "label"]]
 
 
-def ab_dawid_skene_outcomes(study: Study, n_iter: int = 100) -> pd.Series:
-    """Per task id, the Dawid–Skene estimate of its true outcome."""
-    votes = ab_votes_long(study)
+def ab_dawid_skene_outcomes(
+    study: Study, n_iter: int = 100, *, include_incomplete: bool = False
+) -> pd.Series:
+    """Per counted task id, the Dawid–Skene estimate of its outcome (A, tie, B or reject),
+    one fit per criterion."""
+    votes = ab_votes_long(study, include_incomplete=include_incomplete)
     if votes.empty:
         return pd.Series(dtype="object")
-    return DawidSkene(n_iter=n_iter).fit_predict(votes).astype("object")
+    fits = [
+        DawidSkene(n_iter=n_iter).fit_predict(criterion_votes[["task", "worker", "label"]])
+        for _, criterion_votes in votes.groupby("criterion")
+    ]
+    return pd.concat(fits).astype("object")

@@ -1,4 +1,5 @@
-"""Researcher downloads of a study's win-rate table, in every export format."""
+"""Researcher downloads of a study's win-rate table, in every export format
+(``?provisional=1``: count items with fewer than N judgments, labelled provisional)."""
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -19,13 +20,18 @@ CONTENT_TYPES = {
 }
 
 
+def provisional_requested(request) -> bool:
+    """Whether the query asks for the provisional table (``?provisional=1``)."""
+    return request.GET.get("provisional", "") in ("1", "true", "yes")
+
+
 @permission_page("annotate.view_judgment")
 def winrates(request, pk: int, fmt: str):
     study = get_object_or_404(Study, pk=pk)
     if fmt not in CONTENT_TYPES:
         raise Http404("Unknown format")
     try:
-        content = render([ab_comparison(study)], fmt)
+        content = render([ab_comparison(study, include_incomplete=provisional_requested(request))], fmt)
     except ResultsError as exc:
         return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])

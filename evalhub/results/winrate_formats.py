@@ -1,6 +1,8 @@
 """One win-rate table, five renderings with the same numbers: CSV, Markdown, LaTeX,
 JSON and a PNG of stacked win/tie/lose bars. Percentages have one decimal, as in the
-paper's tables."""
+paper's tables. A provisional table (one that counts items with fewer than N judgments)
+says so in each: a note above the Markdown and LaTeX tables and on the page, the chart's
+title, a ``provisional`` column in CSV and field in JSON."""
 
 import csv
 import io
@@ -10,6 +12,10 @@ from evalhub.results.winrates import Comparison, CriterionResult, Share
 
 CRITERION_LABELS = {"flaws": "Visual flaws", "appeal": "Visual appeal"}
 FORMATS = ("csv", "md", "tex", "json", "png")
+PROVISIONAL_NOTE = (
+    "Provisional: counts items with fewer than their N judgments; a running table, not a result."
+)
+CHART_TITLE = "Win rates"
 
 
 def percent(share: Share) -> str:
@@ -49,6 +55,10 @@ def _cell(comparison: Comparison, criterion: str) -> CriterionResult | None:
     return next((r for r in comparison.criteria if r.criterion == criterion), None)
 
 
+def _provisional(comparisons: list[Comparison]) -> bool:
+    return any(c.provisional for c in comparisons)
+
+
 def to_json(comparisons: list[Comparison]) -> str:
     """Full-precision shares, plus the one-decimal ``percent`` the other formats print."""
     data = [c.as_dict() for c in comparisons]
@@ -83,6 +93,9 @@ def to_csv(comparisons: list[Comparison]) -> str:
             "study",
             "alignment_a_pct",
             "alignment_b_pct",
+            "items",
+            "incomplete",
+            "provisional",
         ]
     )
     for comparison in comparisons:
@@ -102,6 +115,9 @@ def to_csv(comparisons: list[Comparison]) -> str:
                     comparison.study,
                     alignment_percent(comparison.alignment_a).rstrip("%"),
                     alignment_percent(comparison.alignment_b).rstrip("%"),
+                    r.items,
+                    r.incomplete,
+                    "true" if comparison.provisional else "false",
                 ]
             )
     return out.getvalue()
@@ -116,7 +132,8 @@ def to_markdown(comparisons: list[Comparison]) -> str:
     alignment = _has_alignment(comparisons)
     if alignment:
         header += ["Text alignment A", "Text alignment B"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"**{PROVISIONAL_NOTE}**", ""] if _provisional(comparisons) else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for comparison in comparisons:
         cells = [comparison.model_a, comparison.model_b]
         for criterion in criteria:
@@ -127,16 +144,16 @@ def to_markdown(comparisons: list[Comparison]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| Model A | Model B | Criterion | Decided | Rejects | A wins 95% CI | Tie 95% CI | "
-        "B wins 95% CI | Sign test p |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Model A | Model B | Criterion | Decided | Rejects | Items | Incomplete | A wins 95% CI | "
+        "Tie 95% CI | B wins 95% CI | Sign test p |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for comparison in comparisons:
         for r in comparison.criteria:
             label = CRITERION_LABELS.get(r.criterion, r.criterion)
             lines.append(
                 f"| {comparison.model_a} | {comparison.model_b} | {label} | {r.decided} | {r.rejects} | "
-                f"{interval(r.a_wins)} | {interval(r.tie)} | "
+                f"{r.items} | {r.incomplete} | {interval(r.a_wins)} | {interval(r.tie)} | "
                 f"{interval(r.b_wins)} | {p_value(r)} |"
             )
     return "\n".join(lines) + "\n"
@@ -167,9 +184,10 @@ def to_latex(comparisons: list[Comparison]) -> str:
     groups = " & ".join(rf"\multicolumn{{3}}{{c}}{{{CRITERION_LABELS.get(c, c)}}}" for c in criteria)
     if alignment:
         groups += r" & \multicolumn{2}{c}{Text alignment}"
-    lines = [
-        rf"\begin{{tabular}}{{{columns}}}",
-        r"\toprule",
+    lines = [rf"\begin{{tabular}}{{{columns}}}", r"\toprule"]
+    if _provisional(comparisons):
+        lines.append(rf"\multicolumn{{{len(columns)}}}{{l}}{{\textit{{{_tex(PROVISIONAL_NOTE)}}}}} \\")
+    lines += [
         rf" & & {groups} \\",
         "Model A & Model B"
         + " & A wins & Tie & B wins" * len(criteria)
@@ -227,9 +245,13 @@ def to_png(comparisons: list[Comparison]) -> bytes:
     axes.set_xlim(0, 100)
     axes.set_xlabel("% of decided items")
     axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=8)
+    title = CHART_TITLE
+    if _provisional(comparisons):
+        title = f"{CHART_TITLE}. {PROVISIONAL_NOTE}"
+        figure.suptitle(PROVISIONAL_NOTE, color="#c62828", fontsize=9)
     figure.tight_layout()
     out = io.BytesIO()
-    figure.savefig(out, format="png")
+    figure.savefig(out, format="png", metadata={"Title": title})
     plt.close(figure)
     return out.getvalue()
 

@@ -3,21 +3,29 @@
 For each criterion: A wins / tie / B wins as shares of the decided items (rejects counted
 apart and left out of the shares), a 95% Wilson interval for each share, and a two-sided
 sign test of A against B on the non-tied items.
+
+A table counts only the items with their N judgments (SPEC "Blinding": "decided" means an
+item with its N judgments and a majority under the study's rule). Asked for with
+``include_incomplete``, it counts every judged item instead and says, in every rendering,
+that it is provisional. Each criterion reports its items and how many are incomplete.
 """
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from annotate.models import Study
-from evalhub.results.ab_outcomes import NO_DECIDED, ResultsError, ab_task_outcomes
+from evalhub.results.ab_outcomes import NO_COMPLETE, NO_DECIDED, ResultsError, ab_task_outcomes
 from evalhub.results.alignment import AlignmentRate, alignment_rates, alignment_study_for
-from evalhub.results.majority import majority_rule
+from evalhub.results.judged import study_task_counts
+from evalhub.results.majority import RULES, majority_rule
 from evalhub.results.reliability import ab_dawid_skene_outcomes
 from evalhub.results.statistics import sign_test, wilson_interval
 
 CRITERION_ORDER = ("flaws", "appeal")
 DAWID_SKENE = "dawid-skene"
+AB_RULES = (*RULES, DAWID_SKENE)
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,10 @@ class CriterionResult:
     a_wins: Share
     tie: Share
     b_wins: Share
-    decided: int
-    rejects: int
-    incomplete: int  # decided items with fewer than N judgments
+    decided: int  # A + tie + B among the counted items
+    rejects: int  # counted items whose outcome is reject, out of the shares
+    items: int  # the study's tasks for this criterion
+    incomplete: int  # of those, tasks with fewer than N judgments (none included)
     p_value: float | None
 
 
@@ -50,28 +59,46 @@ class Comparison:
     criteria: list[CriterionResult]
     alignment_a: AlignmentRate | None = None  # from an alignment study over both models, if any
     alignment_b: AlignmentRate | None = None
+    provisional: bool = False  # incomplete items counted: a running table, not a result
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def ab_comparison(study: Study, rule: str | None = None) -> Comparison:
+def ab_decided_outcomes(study: Study, rule: str, *, include_incomplete: bool = False) -> pd.DataFrame:
+    """Per counted task: criterion, prompt, votes, ``votes_total`` and the ``outcome`` under
+    ``rule`` — a majority rule (``ab_outcomes.ab_outcome``) or ``dawid-skene``, whose
+    estimated label, reject included, is the outcome."""
+    if rule not in AB_RULES:
+        raise ValueError(f"rule must be one of {', '.join(AB_RULES)}, got {rule!r}")
+    majority = "plurality" if rule == DAWID_SKENE else rule
+    outcomes = ab_task_outcomes(study, majority, include_incomplete=include_incomplete)
+    if rule == DAWID_SKENE and not outcomes.empty:
+        estimates = ab_dawid_skene_outcomes(study, include_incomplete=include_incomplete)
+        outcomes["outcome"] = estimates.reindex(outcomes.index)
+    return outcomes
+
+
+def ab_comparison(study: Study, rule: str | None = None, *, include_incomplete: bool = False) -> Comparison:
     """The win-rate results of one A/B study; ``ResultsError`` when nothing is decided.
 
     ``rule`` is a majority rule (default: the setting) or ``"dawid-skene"``, which decides
     each task by the reliability-weighted estimate instead of the plain majority.
+    ``include_incomplete`` counts tasks with fewer than N judgments: a provisional table.
     """
     rule = rule or majority_rule()
-    outcomes = ab_task_outcomes(study, "plurality" if rule == DAWID_SKENE else rule)
-    if rule == DAWID_SKENE and not outcomes.empty:
-        outcomes["outcome"] = ab_dawid_skene_outcomes(study).reindex(outcomes.index)
+    outcomes = ab_decided_outcomes(study, rule, include_incomplete=include_incomplete)
     names = dict(study.study_models.values_list("role", "model_version__name"))
     criteria = [c for c in CRITERION_ORDER if c in study.config.get("criteria", CRITERION_ORDER)]
-    results = [_criterion(outcomes[outcomes["criterion"] == c], c, study.overlap) for c in criteria]
+    tasks = study_task_counts(study)
+    results = [_criterion(outcomes[outcomes["criterion"] == c], c, tasks.get(c)) for c in criteria]
     if not any(r.decided for r in results):
-        raise ResultsError(NO_DECIDED.format(name=study.name))
+        raise ResultsError(_nothing_decided(study, tasks, include_incomplete))
     alignment = alignment_study_for(study)
-    rates = alignment_rates(alignment, majority_rule() if rule == DAWID_SKENE else rule) if alignment else {}
+    alignment_rule = majority_rule() if rule == DAWID_SKENE else rule
+    rates = (
+        alignment_rates(alignment, alignment_rule, include_incomplete=include_incomplete) if alignment else {}
+    )
     ids = dict(study.study_models.values_list("role", "model_version_id"))
     return Comparison(
         study=study.name,
@@ -82,10 +109,20 @@ def ab_comparison(study: Study, rule: str | None = None) -> Comparison:
         criteria=results,
         alignment_a=rates.get(ids["A"]),
         alignment_b=rates.get(ids["B"]),
+        provisional=include_incomplete,
     )
 
 
-def _criterion(rows, criterion: str, overlap: int) -> CriterionResult:
+def _nothing_decided(study: Study, tasks: dict[str, dict[str, int]], include_incomplete: bool) -> str:
+    """NO_COMPLETE with the counts while incomplete items could fill a provisional table."""
+    keys = ("items", "complete", "incomplete", "started")
+    total = {key: sum(counts[key] for counts in tasks.values()) for key in keys}
+    if include_incomplete or not total["started"]:
+        return NO_DECIDED.format(name=study.name)
+    return NO_COMPLETE.format(name=study.name, overlap=study.overlap, **total)
+
+
+def _criterion(rows, criterion: str, tasks: dict[str, int] | None) -> CriterionResult:
     counts = rows["outcome"].value_counts()
     a, tie, b = (int(counts.get(key, 0)) for key in ("A", "tie", "B"))
     decided = a + tie + b
@@ -100,7 +137,6 @@ def _criterion(rows, criterion: str, overlap: int) -> CriterionResult:
         for k, lo, hi in zip((a, tie, b), low, high, strict=True)
     ]
     p = sign_test(a, b)
-    judged = rows[rows["outcome"] != "reject"]
     return CriterionResult(
         criterion=criterion,
         a_wins=shares[0],
@@ -108,6 +144,7 @@ def _criterion(rows, criterion: str, overlap: int) -> CriterionResult:
         b_wins=shares[2],
         decided=decided,
         rejects=int(counts.get("reject", 0)),
-        incomplete=int((judged["votes_total"] < overlap).sum()),
+        items=tasks["items"] if tasks else 0,
+        incomplete=tasks["incomplete"] if tasks else 0,
         p_value=None if np.isnan(p) else p,
     )

@@ -314,7 +314,9 @@ def test_token_authentication_works(alice, bob, prompt_set, model_a):
     api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     studies = api.get("/api/annotate/studies/")
     assert studies.status_code == 200
-    assert [(s["name"], s["done"], s["remaining"]) for s in studies.json()] == [("bw", 0, 3)]
+    assert [(s["title"], s["done"], s["remaining"]) for s in studies.json()] == [
+        ("Pick the best and the worst of five images", 0, 3)
+    ]
 
 
 def test_the_openapi_schema_is_served(client, alice):

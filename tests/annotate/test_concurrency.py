@@ -16,12 +16,12 @@ from django.utils import timezone
 
 from annotate.assignment import annotator_progress, assignments_next, lease_skip
 from annotate.errors import Conflict
-from annotate.models import AnnotatorTally, Judgment, Lease, Study, Task
+from annotate.models import AnnotatorTally, ImageExposure, Judgment, Lease, Study, Task, TaskImage
 from annotate.services import study_create
 from annotate.submission import judgment_submit
 from evalhub.catalog.models import ModelVersion
 from tests.annotate.conftest import catalog_images
-from tests.factories import PromptFactory, PromptSetFactory, UserFactory
+from tests.factories import AlignmentQuestionFactory, PromptFactory, PromptSetFactory, UserFactory
 
 ANNOTATORS = 16
 PROMPTS = 8
@@ -104,6 +104,118 @@ def test_racing_annotators_fill_every_task_exactly_to_n(race_study):
     print(f"{connection.vendor}: {len(acknowledged)} judgments by {ANNOTATORS} racing annotators")
 
 
+@pytest.fixture
+def crossing_studies(race_study):
+    """Beside the A/B race study (isolated), a text-alignment study over the same images."""
+    for prompt in race_study.prompt_set.prompts.all():
+        AlignmentQuestionFactory(prompt=prompt, text="Is there a shape?", position=0)
+    alignment = study_create(
+        name="race alignment",
+        kind="alignment",
+        prompt_set=race_study.prompt_set,
+        model_versions=list(race_study.model_versions.all()),
+        overlap=OVERLAP,
+    )
+    return race_study, alignment
+
+
+def work_one_study(study_id: int, studies: list[int], annotator, acknowledged, failures, barrier, deadline):
+    """Next + submit (or skip) in one study until it has nothing for this annotator and no
+    lease in either study is live, so a task someone gives back could still come to them."""
+    rng = random.Random(f"{annotator.pk}:{study_id}")
+    try:
+        barrier.wait()
+        while time.monotonic() < deadline:
+            leases = assignments_next(study_id=study_id, annotator=annotator, count=rng.choice([1, 2])).leases
+            if not leases:
+                live = Lease.objects.filter(
+                    task__study_id__in=studies, state=Lease.State.ACTIVE, expires_at__gt=timezone.now()
+                )
+                if not live.exists():
+                    return
+                time.sleep(0.01)
+                continue
+            lease = leases[0]
+            if rng.random() < 0.1:
+                lease_skip(token=lease.token, annotator=annotator)
+                continue
+            try:
+                result = judgment_submit(
+                    token=lease.token,
+                    annotator=annotator,
+                    client_id=uuid.uuid4(),
+                    answer=answer_to(lease, rng),
+                )
+            except Conflict:
+                continue
+            acknowledged.append(result.judgment.pk)
+        failures.append(f"{annotator.username} still working at the deadline")
+    except Exception as exc:  # reported by the test, not lost in the thread
+        failures.append(repr(exc))
+    finally:
+        connections.close_all()
+
+
+def answer_to(lease, rng) -> dict:
+    if lease.task.study.kind == Study.Kind.AB:
+        return {"choice": rng.choice(["left", "tie", "right", "reject"])}
+    questions = lease.task.prompt.questions.values_list("pk", flat=True)
+    return {"answers": {str(q): rng.random() < 0.5 for q in questions}}
+
+
+def test_exposure_and_overlap_hold_while_each_annotator_works_two_studies_at_once(crossing_studies):
+    """8 annotators, each in both studies at once (16 threads): nobody is handed one image
+    both blind and with its prompt, and no task goes over N."""
+    ab, alignment = crossing_studies
+    annotators = [UserFactory(username=f"crosser{i}", role="annotators") for i in range(ANNOTATORS // 2)]
+    acknowledged, failures = [], []
+    barrier = threading.Barrier(ANNOTATORS)
+    deadline = time.monotonic() + 120
+    studies = [ab.pk, alignment.pk]
+    threads = [
+        threading.Thread(
+            target=work_one_study, args=(study, studies, a, acknowledged, failures, barrier, deadline)
+        )
+        for a in annotators
+        for study in studies
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert failures == []
+
+    # What each annotator was handed (a lease makes a task's images reachable), per context.
+    handed = {}
+    for annotator_id, kind, image_id in TaskImage.objects.filter(task__leases__isnull=False).values_list(
+        "task__leases__annotator_id", "task__study__kind", "image_id"
+    ):
+        handed.setdefault((annotator_id, kind == "ab"), set()).add(image_id)
+    crossed = {
+        a.username: handed.get((a.pk, True), set()) & handed.get((a.pk, False), set()) for a in annotators
+    }
+    assert crossed == {a.username: set() for a in annotators}
+    assert sum(bool(handed.get((a.pk, True))) and bool(handed.get((a.pk, False))) for a in annotators) > 0
+    recorded = set(ImageExposure.objects.values_list("annotator_id", "image_id", "context"))
+    assert recorded == {
+        (annotator, image, "blind" if blind else "revealing")
+        for (annotator, blind), images in handed.items()
+        for image in images
+    }
+
+    for study in (ab, alignment):
+        per_task = dict(study.tasks.annotate(n=Count("judgments")).values_list("pk", "n"))
+        assert max(per_task.values()) <= OVERLAP and sum(per_task.values()) > 0
+        assert dict(study.tasks.values_list("pk", "judgment_count")) == per_task
+        open_tasks = sum(n < OVERLAP for n in per_task.values())
+        assert Study.objects.get(pk=study.pk).open_tasks == open_tasks
+    assert not Judgment.objects.values("task", "annotator").annotate(n=Count("pk")).filter(n__gt=1).exists()
+    assert sorted(acknowledged) == sorted(Judgment.objects.values_list("pk", flat=True))
+    print(
+        f"{connection.vendor}: {len(acknowledged)} judgments, exposure held for {len(annotators)} annotators"
+    )
+
+
 def test_the_fresh_lease_count_sees_leases_committed_during_the_statement(race_study):
     """annotate_live_leases() counts a lease committed after the calling statement began,
     which the statement's own snapshot does not see (the lease race it closes)."""
@@ -159,7 +271,7 @@ def test_a_retry_that_waited_for_the_first_attempt_returns_it_and_counts_once(ra
                     annotator=dana,
                     client_id=client_id,
                     answer=answer,
-                    shown_at=lease.shown_at,
+                    fetched_at=lease.shown_at,
                     answered_at=timezone.now(),
                 )
                 Task.objects.filter(pk=lease.task_id).update(judgment_count=F("judgment_count") + 1)

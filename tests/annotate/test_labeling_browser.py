@@ -4,6 +4,7 @@ JavaScript, the API and the database together. Chromium is Debian's package
 
 import shutil
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -69,8 +70,15 @@ def test_an_annotator_completes_ab_and_best_of_five_with_the_keyboard(
     page, live_server, prompt_set, model_a, model_b, tmp_path
 ):
     """Arrow keys answer A/B tasks (both criteria), digits and Enter answer best-of-five tasks."""
+    # Shared exposure: one annotator answers both studies over the same images here, which
+    # an isolated A/B study would not allow (tests/annotate/test_exposure.py).
     ab = study_create(
-        name="ab", kind="ab", prompt_set=prompt_set, model_versions=[model_a, model_b], overlap=1
+        name="ab",
+        kind="ab",
+        prompt_set=prompt_set,
+        model_versions=[model_a, model_b],
+        overlap=1,
+        exposure="shared",
     )
     bw = study_create(
         name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a], overlap=1
@@ -161,3 +169,77 @@ def test_an_answer_survives_a_server_error_and_is_recorded_once(page, live_serve
     assert [j.answer for j in Judgment.objects.filter(annotator=annotator)] == [
         {"positive": 0, "negative": 2}
     ]
+
+
+# Hiding the page as a switch to another tab or window does: the window loses focus and the
+# document becomes hidden; showing it undoes both.
+HIDE = """() => {
+  Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  window.dispatchEvent(new FocusEvent("blur"));
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+SHOW = """() => {
+  delete document.visibilityState;
+  document.dispatchEvent(new Event("visibilitychange"));
+  window.dispatchEvent(new FocusEvent("focus"));
+}"""
+
+
+def test_a_preloaded_task_is_timed_from_when_it_appears_and_only_while_on_screen(
+    page, live_server, prompt_set, model_a
+):
+    """A task counts from when it is visible: the first once its background tab is shown, the
+    second (fetched with it) once it replaced the first; the seconds the page spends hidden are
+    left out of the time on screen, and a resend repeats the figures."""
+    study = study_create(
+        name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a], overlap=1
+    )
+    annotator = UserFactory(username="lou", role="annotators")
+    log_in(page, live_server, "lou")
+    attempts = []  # (token, timing) of every submit the page makes
+
+    def fail_the_second_answer_once(route):
+        token = route.request.url.split("/")[-3]
+        attempts.append((token, route.request.post_data_json.get("timing")))
+        if len(attempts) == 2:
+            route.fulfill(status=503, body="{}", content_type="application/json")
+        else:
+            route.continue_()
+
+    page.route("**/submit/", fail_the_second_answer_once)
+    page.add_init_script(f"({HIDE})()")  # opened in a background tab
+    open_study(page, live_server, study)
+    page.wait_for_selector("#lbl-task:not([hidden]) .lbl-image img")
+    page.wait_for_timeout(1000)
+    page.evaluate(SHOW)
+    page.wait_for_timeout(1500)
+    for key in ("1", "3", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_timeout(500)
+    page.evaluate(HIDE)
+    page.wait_for_timeout(2500)
+    page.evaluate(SHOW)
+    page.wait_for_timeout(500)
+    for key in ("2", "4", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_function("() => document.getElementById('lbl-save').textContent === 'all answers saved'")
+
+    first, second = Judgment.objects.filter(annotator=annotator).order_by("answered_at")
+    # Both were fetched together, when the page opened; the first appeared when its tab was shown.
+    assert abs(second.fetched_at - first.fetched_at) < timedelta(milliseconds=500)
+    assert first.displayed_at - first.fetched_at > timedelta(seconds=0.9)
+    # The second appeared when the first was answered, not when it was fetched.
+    assert second.displayed_at - second.fetched_at > timedelta(seconds=2.4)
+    assert abs(second.displayed_at - first.answered_at) < timedelta(milliseconds=500)
+    # The first was on screen all along; the second not while the page was hidden.
+    first_shown = (first.answered_at - first.displayed_at).total_seconds()
+    assert first_shown > 1.4 and first.on_screen_seconds == pytest.approx(first_shown, abs=0.3)
+    second_shown = (second.answered_at - second.displayed_at).total_seconds()
+    assert second_shown > 3.4
+    assert 0.9 < second.on_screen_seconds < second_shown - 2.4
+    # The page sends durations only; the resend repeats them, answered longer ago.
+    assert [token for token, _ in attempts[1:]] == [attempts[1][0]] * 2
+    assert all(set(timing) == {"shown_for_ms", "on_screen_ms", "answered_ms_ago"} for _, timing in attempts)
+    lost, resent = attempts[1][1], attempts[2][1]
+    assert (lost["shown_for_ms"], lost["on_screen_ms"]) == (resent["shown_for_ms"], resent["on_screen_ms"])
+    assert lost["answered_ms_ago"] < 100 and resent["answered_ms_ago"] >= 500

@@ -110,16 +110,21 @@ def test_annotators_cannot_open_research_pages(client, bob, prompt_set, model_a)
 def test_the_annotator_home_lists_open_studies_with_progress(client, bob, alice, prompt_set, model_a):
     """Open studies appear with a start link; paused ones do not; researchers are turned away."""
     open_study = study_create(
-        name="open one", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a]
+        name="open one", title="Open one", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a]
     )
     paused = study_create(
-        name="paused one", kind="alignment", prompt_set=prompt_set, model_versions=[model_a]
+        name="paused one",
+        title="Paused one",
+        kind="alignment",
+        prompt_set=prompt_set,
+        model_versions=[model_a],
     )
     paused.status = "paused"
     paused.save()
     client.force_login(bob)
     page = client.get(reverse("annotate:home")).content.decode()
-    assert "open one" in page and "paused one" not in page
+    assert "Open one" in page and "Paused one" not in page
+    assert "open one" not in page  # the researchers' name
     assert reverse("annotate:label", args=[open_study.pk]) in page
     client.force_login(alice)
     assert client.get(reverse("annotate:home")).status_code == 403

@@ -5,13 +5,17 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from annotate import errors
 from annotate.assignment import assignments_next, lease_skip
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Judgment, Lease, Task
 from annotate.services import study_create, study_update
-from annotate.submission import judgment_submit
+from annotate.submission import MAX_TIMING_MS, Timing, judgment_submit
+
+NEXT = "/api/annotate/studies/{}/next/"
+SUBMIT = "/api/annotate/assignments/{}/submit/"
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ def test_it_records_an_ab_judgment_with_the_left_model_server_side(ab, annotator
     assert judgment.answer == {"choice": "right"}
     left = Task.objects.get(pk=lease.task_id).task_images.get(position=0).image.model_version
     assert judgment.left_model == left
-    assert judgment.shown_at == lease.shown_at and judgment.answered_at >= judgment.shown_at
+    assert judgment.fetched_at == lease.shown_at and judgment.answered_at >= judgment.fetched_at
     assert Task.objects.get(pk=lease.task_id).judgment_count == 1
     assert Lease.objects.get(pk=lease.pk).state == Lease.State.DONE
 
@@ -237,3 +241,206 @@ def test_a_bad_client_id_is_refused(ab, annotators):
     lease = lease_for(ab, annotators[0])
     with pytest.raises(InvalidInput, match="client_id must be a UUID"):
         judgment_submit(token=lease.token, annotator=annotators[0], client_id="1", answer={"choice": "tie"})
+
+
+# ---------------------------------------------------------------- time on screen
+
+
+def submit_timed(lease, annotator, timing: Timing | None, *, at: timedelta, client_id=None):
+    """Answer ``lease`` ``at`` after it was fetched, with the page's ``timing``."""
+    return judgment_submit(
+        token=lease.token,
+        annotator=annotator,
+        client_id=client_id or uuid.uuid4(),
+        answer={"choice": "tie"},
+        timing=timing,
+        now=lease.shown_at + at,
+    )
+
+
+def test_it_keeps_when_the_task_was_displayed_and_how_long_it_was_on_screen(ab, annotators):
+    """The page's durations, counted back from the server's clock, give displayed_at and on_screen_seconds."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    result = submit_timed(
+        lease,
+        dana,
+        Timing(shown_for_ms=20_000, on_screen_ms=12_500, answered_ms_ago=0),
+        at=timedelta(minutes=1),
+    )
+    judgment = Judgment.objects.get()
+    assert judgment.fetched_at == lease.shown_at
+    assert judgment.answered_at == lease.shown_at + timedelta(minutes=1)
+    assert judgment.displayed_at == judgment.answered_at - timedelta(seconds=20)
+    assert judgment.on_screen_seconds == 12.5
+    assert (result.judgment.displayed_at, result.judgment.on_screen_seconds) == (judgment.displayed_at, 12.5)
+
+
+def test_a_task_is_not_displayed_before_it_was_fetched(ab, annotators):
+    """A page that claims more time than has passed since the fetch is held to the fetch time,
+    and its time on screen to the time since then."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    submit_timed(
+        lease,
+        dana,
+        Timing(shown_for_ms=90_000, on_screen_ms=80_000, answered_ms_ago=0),
+        at=timedelta(seconds=60),
+    )
+    judgment = Judgment.objects.get()
+    assert judgment.displayed_at == lease.shown_at
+    assert judgment.on_screen_seconds == 60.0
+
+
+def test_an_answer_claimed_before_the_fetch_is_on_screen_for_no_time(ab, annotators):
+    """An answer the page dates before the fetch leaves the task displayed at the fetch, on screen 0 s."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    submit_timed(
+        lease,
+        dana,
+        Timing(shown_for_ms=5_000, on_screen_ms=5_000, answered_ms_ago=120_000),
+        at=timedelta(seconds=60),
+    )
+    judgment = Judgment.objects.get()
+    assert (judgment.displayed_at, judgment.on_screen_seconds) == (lease.shown_at, 0.0)
+
+
+def test_a_task_is_not_displayed_after_the_answer_arrived(ab, annotators):
+    """Figures that would put the display in the future (a caller's negative durations, or a
+    server whose clock is behind the one that leased) are held to the answer's arrival."""
+    dana, eve = annotators[:2]
+    lease = lease_for(ab, dana)
+    submit_timed(
+        lease,
+        dana,
+        Timing(shown_for_ms=-5_000, on_screen_ms=-1, answered_ms_ago=-1_000),
+        at=timedelta(seconds=60),
+    )
+    judgment = Judgment.objects.get()
+    assert (judgment.displayed_at, judgment.on_screen_seconds) == (judgment.answered_at, 0.0)
+    behind = lease_for(ab, eve)
+    submit_timed(
+        behind,
+        eve,
+        Timing(shown_for_ms=1_000, on_screen_ms=1_000, answered_ms_ago=0),
+        at=timedelta(seconds=-30),
+    )
+    judgment = Judgment.objects.get(annotator=eve)
+    assert (judgment.displayed_at, judgment.on_screen_seconds) == (judgment.answered_at, 0.0)
+
+
+def test_without_timing_both_times_stay_empty(ab, annotators):
+    """API clients and imports send no timing: displayed_at and on_screen_seconds are NULL."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    result = submit_timed(lease, dana, None, at=timedelta(seconds=10))
+    judgment = Judgment.objects.get()
+    assert (judgment.displayed_at, judgment.on_screen_seconds) == (None, None)
+    assert (result.judgment.displayed_at, result.judgment.on_screen_seconds) == (None, None)
+    assert judgment.fetched_at == lease.shown_at
+
+
+def test_a_resend_from_local_storage_dates_the_display_the_same(ab, annotators):
+    """An answer whose first attempts never arrived comes later with a larger answered_ms_ago:
+    the display is dated where the first attempt would have dated it."""
+    dana, eve = annotators[:2]
+    figures = {"shown_for_ms": 20_000, "on_screen_ms": 15_000}
+    first = lease_for(ab, dana)
+    submit_timed(first, dana, Timing(**figures, answered_ms_ago=0), at=timedelta(seconds=30))
+    resent = lease_for(ab, eve)
+    submit_timed(resent, eve, Timing(**figures, answered_ms_ago=300_000), at=timedelta(seconds=330))
+    on_time, late = Judgment.objects.get(annotator=dana), Judgment.objects.get(annotator=eve)
+    assert (
+        on_time.displayed_at - first.shown_at == late.displayed_at - resent.shown_at == timedelta(seconds=10)
+    )
+    assert on_time.on_screen_seconds == late.on_screen_seconds == 15.0
+    assert late.answered_at - late.displayed_at == timedelta(seconds=320)
+
+
+def test_a_repeat_returns_the_first_judgment_with_its_times(ab, annotators):
+    """A resend of an answer already recorded is a repeat: its figures change nothing."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    client_id = uuid.uuid4()
+    first = submit_timed(
+        lease,
+        dana,
+        Timing(shown_for_ms=8_000, on_screen_ms=6_000, answered_ms_ago=0),
+        at=timedelta(seconds=10),
+        client_id=client_id,
+    )
+    again = submit_timed(
+        lease,
+        dana,
+        Timing(shown_for_ms=8_000, on_screen_ms=6_000, answered_ms_ago=4_000),
+        at=timedelta(seconds=14),
+        client_id=client_id,
+    )
+    assert (first.created, again.created) == (True, False)
+    assert again.judgment.displayed_at == first.judgment.displayed_at == lease.shown_at + timedelta(seconds=2)
+    assert again.judgment.on_screen_seconds == first.judgment.on_screen_seconds == 6.0
+    judgment = Judgment.objects.get()
+    assert (judgment.displayed_at, judgment.on_screen_seconds, judgment.answered_at) == (
+        first.judgment.displayed_at,
+        6.0,
+        lease.shown_at + timedelta(seconds=10),
+    )
+
+
+@pytest.fixture
+def api(ab, annotators):
+    """Dana's API client, holding two leases on the A/B study (``api.tokens``)."""
+    client = APIClient()
+    client.force_authenticate(annotators[0])
+    assignments = client.post(NEXT.format(ab.pk), {"count": 2}, format="json").json()["assignments"]
+    client.tokens = [a["token"] for a in assignments]
+    return client
+
+
+def test_the_api_takes_the_page_timing(api):
+    """The submit endpoint passes the page's figures on; a null timing is no timing."""
+    timed, untimed = api.tokens
+    body = {
+        "client_id": str(uuid.uuid4()),
+        "answer": {"choice": "left"},
+        "timing": {"shown_for_ms": 0, "on_screen_ms": 0, "answered_ms_ago": 0},
+    }
+    assert api.post(SUBMIT.format(timed), body, format="json").status_code == 201
+    body.update(client_id=str(uuid.uuid4()), timing=None)
+    assert api.post(SUBMIT.format(untimed), body, format="json").status_code == 201
+    judgment = Judgment.objects.get(task__leases__token=timed)
+    assert (judgment.displayed_at, judgment.on_screen_seconds) == (judgment.answered_at, 0.0)
+    judgment = Judgment.objects.get(task__leases__token=untimed)
+    assert (judgment.displayed_at, judgment.on_screen_seconds) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "timing, detail",
+    [
+        (
+            {"shown_for_ms": 1_000, "on_screen_ms": 1_001, "answered_ms_ago": 0},
+            {"on_screen_ms": [errors.ON_SCREEN_OVER_SHOWN]},
+        ),
+        (
+            {"shown_for_ms": -1, "on_screen_ms": 0, "answered_ms_ago": 0},
+            {"shown_for_ms": ["Ensure this value is greater than or equal to 0."]},
+        ),
+        (
+            {"shown_for_ms": 1_000, "on_screen_ms": 0, "answered_ms_ago": MAX_TIMING_MS + 1},
+            {"answered_ms_ago": [f"Ensure this value is less than or equal to {MAX_TIMING_MS}."]},
+        ),
+        (
+            {"shown_for_ms": 1_000, "on_screen_ms": 0.5, "answered_ms_ago": 0},
+            {"on_screen_ms": ["A valid integer is required."]},
+        ),
+        ({"shown_for_ms": 1_000, "on_screen_ms": 0}, {"answered_ms_ago": ["This field is required."]}),
+        ("fast", {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}),
+    ],
+)
+def test_bad_timing_is_refused_with_the_reason(api, timing, detail):
+    """Timing is three whole, non-negative durations of at most 30 days, on screen no longer than shown."""
+    body = {"client_id": str(uuid.uuid4()), "answer": {"choice": "left"}, "timing": timing}
+    response = api.post(SUBMIT.format(api.tokens[0]), body, format="json")
+    assert (response.status_code, response.json()) == (400, {"timing": detail})
+    assert not Judgment.objects.exists()

@@ -93,8 +93,11 @@ def test_it_lists_prompt_sets_with_their_counts(client, alice, catalog):
     assert response.status_code == 200
     html = response.content.decode()
     assert reverse("catalog:prompt_set_detail", args=[catalog.pk]) in html
-    assert re.search(r">animals</a></td>\s*<td[^>]*>Dogs and cats</td>\s*"
-                     r'<td class="num">2</td>\s*<td class="num">3</td>', html)
+    assert re.search(
+        r">animals</a></td>\s*<td[^>]*>Dogs and cats</td>\s*"
+        r'<td class="num">2</td>\s*<td class="num">3</td>',
+        html,
+    )
 
 
 def test_it_shows_a_prompt_set_with_prompts_questions_and_model_counts(client, alice, catalog):
@@ -281,8 +284,13 @@ def test_it_creates_a_model_version_with_a_parent_and_shows_its_lineage(client, 
     base = ModelVersionFactory(name="sd15-base")
     response = client.post(
         reverse("catalog:model_version_create"),
-        {"name": "sd15-dpo", "kind": "dpo", "description": "first DPO run", "weights_uri": "/w/dpo",
-         "parent": base.pk},
+        {
+            "name": "sd15-dpo",
+            "kind": "dpo",
+            "description": "first DPO run",
+            "weights_uri": "/w/dpo",
+            "parent": base.pk,
+        },
     )
     created = ModelVersion.objects.get(name="sd15-dpo")
     assert (created.kind, created.parent, created.weights_uri) == ("dpo", base, "/w/dpo")
@@ -328,10 +336,12 @@ def test_it_imports_a_prompt_set_from_a_csv_upload(client, alice, db):
     assert response.status_code == 302
     assert response.url == reverse("catalog:prompt_set_detail", args=[prompt_set.pk])
     assert list(prompt_set.prompts.values_list("text", "category", "position")) == [
-        ("a dog and a cat", "animals", 0), ("a red circle", "", 1),
+        ("a dog and a cat", "animals", 0),
+        ("a red circle", "", 1),
     ]
     assert list(AlignmentQuestion.objects.values_list("text", "expected_answer")) == [
-        ("Is there one dog?", True), ("Are there other animals present?", False),
+        ("Is there one dog?", True),
+        ("Are there other animals present?", False),
     ]
     assert "Imported 2 prompts into animals." in client.get(response.url).content.decode()
 
@@ -370,20 +380,29 @@ def post_archive(client, prompt_set, archive):
 def test_it_imports_images_from_a_zip_archive(client, alice, shapes, media_root):
     """A ZIP with a manifest and its images creates the images and the model version."""
     client.force_login(alice)
-    archive = zip_upload({
-        "run/manifest.jsonl": manifest(
-            {"prompt": "a red circle", "model": "sd15-base", "seed": 1, "index": 0, "image": "img/a.png"},
-            {"prompt": "a blue square", "model": "sd15-base", "seed": 2, "index": 0, "image": "img/b.png"},
-        ),
-        "run/img/a.png": png_bytes(color=(250, 0, 0)),
-        "run/img/b.png": png_bytes(color=(0, 0, 250)),
-    })
+    archive = zip_upload(
+        {
+            "run/manifest.jsonl": manifest(
+                {"prompt": "a red circle", "model": "sd15-base", "seed": 1, "index": 0, "image": "img/a.png"},
+                {
+                    "prompt": "a blue square",
+                    "model": "sd15-base",
+                    "seed": 2,
+                    "index": 0,
+                    "image": "img/b.png",
+                },
+            ),
+            "run/img/a.png": png_bytes(color=(250, 0, 0)),
+            "run/img/b.png": png_bytes(color=(0, 0, 250)),
+        }
+    )
     response = post_archive(client, shapes, archive)
     assert response.status_code == 302
     assert response.url == reverse("catalog:prompt_set_detail", args=[shapes.pk])
     images = GeneratedImage.objects.order_by("seed")
     assert [(i.prompt.text, i.model_version.name, i.seed) for i in images] == [
-        ("a red circle", "sd15-base", 1), ("a blue square", "sd15-base", 2),
+        ("a red circle", "sd15-base", 1),
+        ("a blue square", "sd15-base", 2),
     ]
     assert sorted(files_under(media_root)) == sorted(media_root / i.file.name for i in images)
     assert "Imported 2 images (0 already present); created model versions sd15-base." in (
@@ -394,14 +413,16 @@ def test_it_imports_images_from_a_zip_archive(client, alice, shapes, media_root)
 def test_a_manifest_path_climbing_out_of_the_archive_is_rejected(client, alice, shapes, media_root):
     """A "../" image path is refused with its line, and the rows before it are undone."""
     client.force_login(alice)
-    archive = zip_upload({
-        "manifest.jsonl": manifest(
-            {"prompt": "a red circle", "model": "sd15-base", "seed": 1, "index": 0, "image": "a.png"},
-            {"prompt": "a blue square", "model": "sd15-base", "seed": 2, "index": 0, "image": "../x.png"},
-        ),
-        "a.png": png_bytes(color=(250, 0, 0)),
-        "x.png": png_bytes(color=(0, 250, 0)),
-    })
+    archive = zip_upload(
+        {
+            "manifest.jsonl": manifest(
+                {"prompt": "a red circle", "model": "sd15-base", "seed": 1, "index": 0, "image": "a.png"},
+                {"prompt": "a blue square", "model": "sd15-base", "seed": 2, "index": 0, "image": "../x.png"},
+            ),
+            "a.png": png_bytes(color=(250, 0, 0)),
+            "x.png": png_bytes(color=(0, 250, 0)),
+        }
+    )
     response = post_archive(client, shapes, archive)
     assert response.status_code == 200
     message = "line 2: " + errors.IMAGE_PATH_OUTSIDE.format(path="../x.png")

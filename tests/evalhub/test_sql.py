@@ -34,7 +34,7 @@ def test_values_go_in_as_the_field_stores_them_and_times_come_back_aware(db):
         "SELECT %(id)s, %(at)s",
         {
             "id": sql.db_value(Judgment, "client_id", client_id),
-            "at": sql.db_value(Judgment, "shown_at", moment),
+            "at": sql.db_value(Judgment, "fetched_at", moment),
         },
     )
     assert uuid.UUID(str(stored_id)) == client_id

@@ -76,6 +76,22 @@ def test_compare_without_images_queues_generation_first(alice, trained, prompt_s
     assert Job.objects.get(pk=body["job"]["id"]).config["compare_after"] is True
 
 
+def test_the_compare_form_takes_a_display_size_and_names_the_parents_sizes(
+    client, alice, trained, prompt_set
+):
+    """The researcher sees the parent's image sizes beside the field; the size goes to the job."""
+    client.force_login(alice)
+    url = f"/jobs/compare/{trained.produced_version_id}/"
+    form = client.get(url).content.decode()
+    assert 'name="display_size"' in form and "images: 8×6." in form
+    client.post(url, {"prompt_set": prompt_set.pk, "images_per_prompt": 1, "steps": 2, "seed": 0,
+                      "display_size": "16x12"})  # fmt: skip
+    assert Job.objects.get(kind="generation").config["display_size"] == "16x12"
+    bad = client.post(url, {"prompt_set": prompt_set.pk, "images_per_prompt": 1, "steps": 2, "seed": 0,
+                            "display_size": "huge"})  # fmt: skip
+    assert "display size must be WIDTHxHEIGHT" in bad.content.decode()
+
+
 def test_schema_documents_the_jobs_endpoints(alice):
     """The OpenAPI schema lists the jobs endpoints."""
     schema = client_for(alice).get("/api/schema/").content.decode()

@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django.db.models.functions import Now
 
-from annotate.models import Study
+from annotate.models import Study, TaskImage
 from evalhub.catalog.models import GeneratedImage, ModelVersion
 from evalhub.jobs import runner, services
 from evalhub.jobs.metrics import metrics_read
@@ -231,15 +231,14 @@ def test_training_launch_validates_before_queueing(
 
 
 def test_a_study_without_decided_pairs_cannot_train(alice, base_version, prompt_set):
-    """A best/worst study with no decided pair has nothing to train on."""
+    """A best/worst study with no decided pair cannot train; the error counts its incomplete tasks."""
     from annotate.services import study_create
 
     empty = study_create(
         name="empty", kind=Study.Kind.BEST_WORST, prompt_set=prompt_set, model_versions=[base_version]
     )
-    with pytest.raises(
-        services.JobRejected, match=re.escape(services.NO_DECIDED_PAIRS.format(study="empty"))
-    ):
+    message = services.NO_DECIDED_PAIRS.format(study="empty", incomplete=3, tasks=3, overlap=5)
+    with pytest.raises(services.JobRejected, match=re.escape(message)):
         services.training_launch(user=alice, base_version=base_version, study=empty, options=TINY_RUN)
 
 
@@ -247,7 +246,9 @@ def test_generation_then_comparison_with_the_parent(
     alice, as_worker, base_version, preference_study, prompt_set
 ):
     """Generation imports the new version's images, then creates the A/B and alignment
-    studies against its parent; asking again makes new studies under free names."""
+    studies against its parent (the A/B images served at the chosen common size, since the
+    tiny model draws 64×64 and the parent's images are 8×6); asking again makes new
+    studies under free names."""
     job = launch_training(alice, base_version, preference_study, max_steps=1)
     runner.job_run(job.pk)
     child = Job.objects.get(pk=job.pk).produced_version
@@ -257,12 +258,14 @@ def test_generation_then_comparison_with_the_parent(
         model_version=child,
         prompt_set=prompt_set,
         compare_after=True,
+        display_size="16x12",
         images_per_prompt=2,
         steps=2,
     )
     assert gen.progress_total == 3 * 2
-    assert runner.job_run(gen.pk) == Job.State.SUCCEEDED
+    state = runner.job_run(gen.pk)
     gen.refresh_from_db()
+    assert state == Job.State.SUCCEEDED, gen.error
     assert GeneratedImage.objects.filter(model_version=child, prompt__prompt_set=prompt_set).count() == 6
     assert gen.result["imported"] == 6 and gen.progress_step == 6
     ab, alignment = Study.objects.filter(pk__in=gen.result["studies"]).order_by("pk")
@@ -270,12 +273,38 @@ def test_generation_then_comparison_with_the_parent(
     roles = {sm.role: sm.model_version for sm in ab.study_models.all()}
     assert roles == {"A": child, "B": base_version}
     assert ab.tasks.count() == 3 * 2
-    assert alignment.kind == Study.Kind.ALIGNMENT
+    assert (
+        ab.config["display_size"] == [16, 12]
+        and ab.title == "Compare two images: visual flaws and visual appeal"
+    )
+    served = {(ti.resampled.width, ti.resampled.height) for ti in TaskImage.objects.filter(task__study=ab)}
+    assert served == {(16, 12)}
+    assert alignment.kind == Study.Kind.ALIGNMENT and alignment.config["image_index"] == 1
     assert set(alignment.model_versions.all()) == {child, base_version}
+    assert child.name not in alignment.title and base_version.name not in ab.title
 
-    again = services.comparison_request(user=alice, version=child, prompt_set=prompt_set)
+    again = services.comparison_request(
+        user=alice, version=child, prompt_set=prompt_set, display_size="24x18"
+    )
     assert again["job"] is None and [s.kind for s in again["studies"]] == ["ab", "alignment"]
     assert again["studies"][0].name.endswith("(2)")
+
+
+def test_a_comparison_of_differently_sized_versions_needs_a_display_size(
+    alice, as_worker, base_version, preference_study, prompt_set
+):
+    """Without a common size the A/B study is refused with both sizes named, and nothing is created."""
+    job = launch_training(alice, base_version, preference_study, max_steps=1)
+    runner.job_run(job.pk)
+    child = Job.objects.get(pk=job.pk).produced_version
+    gen = services.generation_launch(user=alice, model_version=child, prompt_set=prompt_set, steps=2)
+    assert runner.job_run(gen.pk) == Job.State.SUCCEEDED
+    before = Study.objects.count()
+    with pytest.raises(services.JobRejected, match="A 64×64, B 8×6 in 3 prompt"):
+        services.comparison_request(user=alice, version=child, prompt_set=prompt_set)
+    with pytest.raises(services.JobRejected, match="display size must be WIDTHxHEIGHT"):
+        services.comparison_request(user=alice, version=child, prompt_set=prompt_set, display_size="big")
+    assert Study.objects.count() == before
 
 
 def test_comparison_needs_a_parent_and_generation_needs_weights(

@@ -126,8 +126,11 @@ def run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, 
         assert generated["state"] == "succeeded", generated["error"] + generated["log_tail"]
         assert generated["result"]["imported"] == 3
 
+    # The tiny model draws 64×64 and the parent's images are 8×6: the A/B study needs a common size.
     compared = client.post(
-        f"/api/model-versions/{child_id}/compare/", {"prompt_set": prompt_set.pk}, format="json"
+        f"/api/model-versions/{child_id}/compare/",
+        {"prompt_set": prompt_set.pk, "display_size": "16x12"},
+        format="json",
     )
     assert compared.status_code == 201, compared.json()
     ab = Study.objects.get(pk=compared.json()["studies"][0])
@@ -137,6 +140,7 @@ def run_the_loop(alice, base_version, preference_study, prompt_set, worker_env, 
         "B": base_version.pk,
     }
     assert ab.tasks.count() == 3 * 2  # three prompts × (flaws, appeal)
+    assert ab.config["display_size"] == [16, 12]
 
 
 @pytest.mark.redis

@@ -70,7 +70,7 @@ def vote(study, votes_by_task: dict[Task, list[str]]) -> None:
                     client_id=uuid.uuid4(),
                     answer={"choice": choice},
                     left_model_id=left,
-                    shown_at=now,
+                    fetched_at=now,
                     answered_at=now,
                 )
             )

@@ -1,8 +1,11 @@
 """Agreement: Fleiss' kappa on textbook cases, and per-annotator figures of an A/B study."""
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 
+from annotate.models import Judgment
 from evalhub.results.agreement import annotator_stats, fleiss_kappa, study_agreement
 from tests.results.conftest import vote
 
@@ -50,6 +53,42 @@ def test_study_agreement_and_annotator_figures(small_study):
     assert stats["judgments"].tolist() == [6] * 5
 
 
+def test_agreement_with_the_majority_counts_complete_items_only(small_study):
+    """A dissent on a task short of its N judgments does not lower an annotator's agreement."""
+    tasks = list(small_study.tasks.order_by("key"))
+    vote(small_study, {tasks[0]: ["A", "A", "A", "A", "B"], tasks[1]: ["B", "A", "A"]})
+    stats = annotator_stats(small_study, "plurality")
+    assert stats.loc["voter0", "agreement_with_majority"] == 1.0
+    assert stats.loc["voter4", "agreement_with_majority"] == 0.0
+    assert stats.loc["voter0", "judgments"] == 2  # the timing columns still read every judgment
+
+
+def test_an_annotator_without_complete_items_has_no_agreement_figure(client, alice, small_study):
+    """Only incomplete tasks: no agreement (None, a dash on the page), not NaN."""
+    vote(small_study, {small_study.tasks.first(): ["A", "B"]})
+    assert annotator_stats(small_study, "plurality")["agreement_with_majority"].tolist() == [None, None]
+    client.force_login(alice)
+    page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
+    assert '<td class="num">%</td>' not in page
+
+
+def test_the_median_time_per_task_is_the_time_on_screen(client, alice, small_study):
+    """Time waiting in the page's queue does not count; answers without the figure are left out."""
+    tasks = list(small_study.tasks.order_by("key"))
+    vote(small_study, {t: ["A", "A", "A", "A", "B"] for t in tasks[:3]})
+    judgments = Judgment.objects.filter(annotator__username="voter0").order_by("pk")
+    for judgment, seconds in zip(judgments, (4.0, 6.0, None), strict=True):
+        judgment.fetched_at = judgment.answered_at - timedelta(minutes=10)  # preloaded long before
+        judgment.on_screen_seconds = seconds
+        judgment.save()
+    stats = annotator_stats(small_study, "plurality")
+    assert stats.loc["voter0", "median_seconds"] == pytest.approx(5.0)
+    assert stats.loc["voter1", "median_seconds"] is None
+    client.force_login(alice)
+    page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
+    assert "Median s on screen / task" in page and '<td class="num">5.0</td>' in page
+
+
 def test_the_study_page_shows_agreement(client, alice, small_study):
     """Kappa and each annotator's agreement with the majority appear on the study page."""
     vote(small_study, {t: ["A", "A", "A", "A", "B"] for t in small_study.tasks.all()})
@@ -87,10 +126,11 @@ def test_agreement_for_alignment_and_best_worst_studies(db):
                 task=task,
                 annotator=user,
                 client_id=uuid.uuid4(),
-                shown_at=now,
+                fetched_at=now,
                 answered_at=now,
                 answer={"answers": {str(question.pk): task.prompt.position != 0}},
             )
+    alignment.tasks.update(judgment_count=2)
     agreement = study_agreement(alignment)
     assert agreement == {"items": 3, "fleiss_kappa": pytest.approx(1.0)}
     stats = annotator_stats(alignment, "plurality")

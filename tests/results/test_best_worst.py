@@ -1,18 +1,14 @@
-"""Best/worst-of-five aggregation rules and the preference-pair export."""
+"""Best/worst-of-five aggregation rules: winner/loser pairs from complete tasks."""
 
-import json
 import uuid
 
-import pyarrow.parquet as pq
 import pytest
-from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.utils import timezone
 
-from annotate.models import Judgment
+from annotate.models import Judgment, Task
 from annotate.services import study_create
-from evalhub.results.ab_outcomes import ResultsError
-from evalhub.results.best_worst import best_worst_pairs
-from evalhub.results.preference_export import preference_pairs_export
+from evalhub.results.best_worst import best_worst_pairs, task_completion
 from tests.annotate.conftest import catalog_images
 from tests.factories import PromptFactory, PromptSetFactory, UserFactory
 
@@ -37,6 +33,7 @@ def bw_study(db, tmp_path):
 
 
 def judge(task, votes: list[tuple[int, int]]) -> None:
+    """Store one judgment per (positive, negative) vote, each by a new annotator, and count them."""
     now = timezone.now()
     Judgment.objects.bulk_create(
         Judgment(
@@ -44,16 +41,17 @@ def judge(task, votes: list[tuple[int, int]]) -> None:
             annotator=UserFactory(role="annotators"),
             client_id=uuid.uuid4(),
             answer={"positive": p, "negative": n},
-            shown_at=now,
+            fetched_at=now,
             answered_at=now,
         )
         for p, n in votes
     )
+    Task.objects.filter(pk=task.pk).update(judgment_count=F("judgment_count") + len(votes))
 
 
-def pairs_by_key(study) -> dict[str, tuple[int, int]]:
+def pairs_by_key(study, **options) -> dict[str, tuple[int, int]]:
     keys = dict(study.tasks.values_list("pk", "key"))
-    return {keys[r.task_id]: (r.winner, r.loser) for r in best_worst_pairs(study).itertuples()}
+    return {keys[r.task_id]: (r.winner, r.loser) for r in best_worst_pairs(study, **options).itertuples()}
 
 
 def test_the_aggregation_rules(bw_study):
@@ -65,51 +63,14 @@ def test_the_aggregation_rules(bw_study):
     judge(
         t3, [(2, 0), (2, 1), (2, 3), (0, 2), (1, 2), (3, 2), (4, 2)]
     )  # 2 is both winner and loser → left out
-    assert pairs_by_key(bw_study) == {"p0000": (0, 4), "p0001": (1, 4)}
+    assert pairs_by_key(bw_study, include_incomplete=True) == {"p0000": (0, 4), "p0001": (1, 4)}
 
 
-def test_no_pairs_is_a_clear_error(bw_study, tmp_path):
-    """Exporting a study without decided pairs says so."""
-    with pytest.raises(ResultsError, match="has no decided winner/loser pair yet"):
-        preference_pairs_export(study=bw_study, folder=tmp_path / "out")
-
-
-def test_the_export_writes_jsonl_images_parquet_and_a_content_hash(bw_study, tmp_path):
-    """JSONL names the winner and loser files; Parquet labels match the winner's bytes."""
+def test_pairs_come_from_complete_tasks_unless_asked(bw_study):
+    """A task short of its N judgments gives no pair by default, and counts as incomplete."""
     t0, t1, *_ = bw_study.tasks.order_by("key")
-    judge(t0, [(0, 4), (0, 4), (0, 3)])
-    judge(t1, [(3, 1), (3, 1), (2, 1)])
-    export = preference_pairs_export(study=bw_study, folder=tmp_path / "out")
-    out = tmp_path / "out"
-    records = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
-    assert [(r["prompt"], len(r["images"])) for r in records] == [("a cat, take 0", 5), ("a cat, take 1", 5)]
-    assert records[0]["winner"] == records[0]["images"][0] and records[0]["loser"] == records[0]["images"][4]
-    assert records[0]["votes"] == {"positive": [3, 0, 0, 0, 0], "negative": [0, 0, 0, 1, 2]}
-    for record in records:
-        for path in record["images"]:
-            assert (out / path).is_file()
-    table = pq.read_table(out / "pairs.parquet").to_pylist()
-    assert set(table[0]) == {"caption", "jpg_0", "jpg_1", "label_0", "label_1", "are_different", "has_label"}
-    for record, row in zip(records, table, strict=True):
-        winner_bytes = (out / record["winner"]).read_bytes()
-        assert row["caption"] == record["prompt"]
-        assert (row["jpg_0"] == winner_bytes) == (row["label_0"] == 1.0)
-        assert row["label_0"] + row["label_1"] == 1.0
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["content_hash"] == export.content_hash and manifest["pairs"] == 2
-
-    again = preference_pairs_export(study=bw_study, folder=tmp_path / "again")
-    assert again.content_hash == export.content_hash
-    judge(t0, [(1, 4)])
-    assert (
-        preference_pairs_export(study=bw_study, folder=tmp_path / "third").content_hash != export.content_hash
-    )
-
-
-def test_the_command(bw_study, tmp_path):
-    """`export_preferences` writes the folder and prints the hash."""
-    with pytest.raises(CommandError, match="no decided winner/loser pair"):
-        call_command("export_preferences", "bw", "--out", str(tmp_path / "x"))
-    judge(bw_study.tasks.order_by("key").first(), [(0, 1), (0, 1)])
-    call_command("export_preferences", "bw", "--out", str(tmp_path / "x"))
-    assert (tmp_path / "x" / "pairs.parquet").is_file()
+    judge(t0, [(0, 4)] * 7)
+    judge(t1, [(1, 3)] * 6)
+    assert pairs_by_key(bw_study) == {"p0000": (0, 4)}
+    assert pairs_by_key(bw_study, include_incomplete=True) == {"p0000": (0, 4), "p0001": (1, 3)}
+    assert task_completion(bw_study) == (1, 3)

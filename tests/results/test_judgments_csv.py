@@ -16,7 +16,9 @@ def test_each_judgment_is_a_row_with_its_sides_resolved(client, alice, small_stu
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 4
     assert sorted(r["winner_model"] for r in rows) == sorted([MODEL_A, MODEL_B, "tie", "reject"])
+    assert {(r["displayed_at"], r["on_screen_seconds"]) for r in rows} == {("", "")}  # no page figures
     for row in rows:
+        assert row["fetched_at"] <= row["answered_at"]
         assert {row["left_model"], row["right_model"]} == {MODEL_A, MODEL_B}
         assert row["task_key"] == tasks[0].key and row["criterion"] == "flaws"
         if row["choice"] in ("left", "right"):

@@ -6,10 +6,11 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils.html import escape
 from PIL import Image
 
-from evalhub.results.ab_outcomes import ResultsError, ab_task_outcomes
-from evalhub.results.winrate_formats import render, to_csv
+from evalhub.results.ab_outcomes import NO_COMPLETE, ResultsError, ab_task_outcomes
+from evalhub.results.winrate_formats import CHART_TITLE, PROVISIONAL_NOTE, render, to_csv
 from evalhub.results.winrates import ab_comparison
 from tests.results.conftest import MODEL_A, MODEL_B, ab_study, vote
 
@@ -65,12 +66,38 @@ def test_an_all_tie_study_has_no_sign_test(small_study):
     assert "—" in render([ab_comparison(small_study)], "md")
 
 
-def test_missing_judgments_are_reported_as_incomplete(small_study):
-    """Items with fewer than N judgments still count, and are reported."""
+def test_incomplete_items_are_left_out_and_reported(small_study):
+    """Only tasks with their N judgments count; every task with fewer is reported as incomplete."""
     tasks = tasks_of(small_study)
     vote(small_study, {tasks[0]: A_WIN, tasks[1]: ["A", "A", "B"]})
-    (flaws,) = ab_comparison(small_study).criteria
-    assert (flaws.decided, flaws.incomplete, flaws.a_wins.count) == (2, 1, 2)
+    comparison = ab_comparison(small_study)
+    (flaws,) = comparison.criteria
+    assert (flaws.decided, flaws.items, flaws.incomplete, flaws.a_wins.count) == (1, 6, 5, 1)
+    assert comparison.provisional is False
+
+
+def test_the_provisional_table_counts_incomplete_items(small_study):
+    """With incomplete items included the same votes give two decided items, flagged provisional."""
+    tasks = tasks_of(small_study)
+    vote(small_study, {tasks[0]: A_WIN, tasks[1]: ["A", "A", "B"]})
+    comparison = ab_comparison(small_study, include_incomplete=True)
+    (flaws,) = comparison.criteria
+    assert (flaws.decided, flaws.items, flaws.incomplete, flaws.a_wins.count) == (2, 6, 5, 2)
+    assert comparison.provisional is True
+
+
+def test_an_open_study_of_one_vote_items_has_no_table_but_says_why(db):
+    """Two one-vote items of forty: no table, a message with the counts, and a provisional one."""
+    study = ab_study(40, name="open")
+    tasks = tasks_of(study)
+    vote(study, {tasks[0]: ["A"], tasks[1]: ["tie"]})
+    message = NO_COMPLETE.format(name="open", complete=0, items=40, overlap=5, incomplete=40, started=2)
+    with pytest.raises(ResultsError) as raised:
+        ab_comparison(study)
+    assert str(raised.value) == message
+    assert "0 of 40 items have their 5 judgments" in message and "?provisional=1" in message
+    (flaws,) = ab_comparison(study, include_incomplete=True).criteria
+    assert (flaws.decided, flaws.a_wins.count, flaws.tie.count, flaws.incomplete) == (2, 1, 1, 40)
 
 
 def test_a_study_without_decided_items_says_so(small_study):
@@ -179,3 +206,98 @@ def test_the_api_serves_the_table_to_researchers_only(client, alice, bob, table_
     assert empty.status_code == 409 and "no decided items" in empty.json()["detail"]
     client.force_login(bob)
     assert client.get(f"/api/studies/{table_1_study.pk}/winrates/").status_code == 403
+
+
+@pytest.fixture
+def running_study(db):
+    """Six flaws tasks, N = 5: one with its five judgments (A), one with three (A), four with none."""
+    study = ab_study(6, name="running")
+    tasks = tasks_of(study)
+    vote(study, {tasks[0]: A_WIN, tasks[1]: ["A", "A", "B"]})
+    return study
+
+
+def test_every_format_labels_a_provisional_table(running_study):
+    """CSV column, Markdown and LaTeX note, JSON field, chart title: provisional or not."""
+    final = [ab_comparison(running_study)]
+    running = [ab_comparison(running_study, include_incomplete=True)]
+    assert to_csv(final).splitlines()[0].endswith(",items,incomplete,provisional")
+    assert to_csv(final).splitlines()[1].endswith(",6,5,false")
+    assert to_csv(running).splitlines()[1].endswith(",6,5,true")
+    assert f"**{PROVISIONAL_NOTE}**" in render(running, "md")
+    assert PROVISIONAL_NOTE not in render(final, "md")
+    assert "| 1 | 0 | 6 | 5 |" in render(final, "md") and "| 2 | 0 | 6 | 5 |" in render(running, "md")
+    assert r"\textit{Provisional: " in render(running, "tex")
+    assert "Provisional" not in render(final, "tex")
+    assert [json.loads(render(c, "json"))[0]["provisional"] for c in (final, running)] == [False, True]
+    assert json.loads(render(running, "json"))[0]["criteria"][0]["incomplete"] == 5
+    with Image.open(io.BytesIO(render(running, "png"))) as chart:
+        assert chart.text["Title"] == f"{CHART_TITLE}. {PROVISIONAL_NOTE}"
+    with Image.open(io.BytesIO(render(final, "png"))) as chart:
+        assert chart.text["Title"] == CHART_TITLE
+
+
+def test_the_command_writes_a_provisional_table_on_request(running_study, tmp_path):
+    """`export_winrates --include-incomplete` counts the incomplete item and says so."""
+    call_command(
+        "export_winrates", "running", "--out", str(tmp_path), "--format", "json,md", stdout=io.StringIO()
+    )
+    assert json.loads((tmp_path / "winrates.json").read_text())[0]["criteria"][0]["decided"] == 1
+    call_command(
+        "export_winrates",
+        "running",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "json,md",
+        "--include-incomplete",
+        stdout=io.StringIO(),
+    )
+    data = json.loads((tmp_path / "winrates.json").read_text())[0]
+    assert (data["provisional"], data["criteria"][0]["decided"]) == (True, 2)
+    assert PROVISIONAL_NOTE in (tmp_path / "winrates.md").read_text()
+
+
+def test_the_page_shows_the_incomplete_count_and_links_the_provisional_view(client, alice, running_study):
+    """Complete items by default with the incomplete count; ?provisional=1 is labelled and links back."""
+    client.force_login(alice)
+    url = f"/annotate/research/studies/{running_study.pk}/"
+    page = client.get(url).content.decode()
+    assert "5 of 6" in page and 'href="?provisional=1"' in page and PROVISIONAL_NOTE not in page
+    assert f"/results/studies/{running_study.pk}/winrates.csv?provisional=1" not in page
+    provisional = client.get(url + "?provisional=1").content.decode()
+    assert PROVISIONAL_NOTE in provisional and '<span class="tag">provisional</span>' in provisional
+    assert f'href="{url}">Complete items only</a>' in provisional
+    assert f"/results/studies/{running_study.pk}/winrates.csv?provisional=1" in provisional
+    assert f"/results/studies/{running_study.pk}/winrates.png?provisional=1" in provisional
+
+
+def test_downloads_and_the_api_take_the_provisional_switch(client, alice, running_study):
+    """`?provisional=1` on a download or the API counts the incomplete item and flags the table."""
+    client.force_login(alice)
+    csv_text = client.get(f"/results/studies/{running_study.pk}/winrates.csv").content.decode()
+    assert csv_text.splitlines()[1].endswith(",6,5,false")
+    csv_text = client.get(f"/results/studies/{running_study.pk}/winrates.csv?provisional=1").content.decode()
+    assert csv_text.splitlines()[1].endswith(",6,5,true")
+    data = client.get(f"/api/studies/{running_study.pk}/winrates/").json()
+    assert (data["provisional"], data["criteria"][0]["decided"], data["criteria"][0]["incomplete"]) == (
+        False,
+        1,
+        5,
+    )
+    data = client.get(f"/api/studies/{running_study.pk}/winrates/?provisional=1").json()
+    assert (data["provisional"], data["criteria"][0]["decided"]) == (True, 2)
+
+
+def test_without_complete_items_every_view_points_to_the_provisional_one(client, alice, db):
+    """Page, download and API explain the counts and the switch; the switch shows the running table."""
+    study = ab_study(4, name="early")
+    vote(study, {tasks_of(study)[0]: ["B", "B"]})
+    message = NO_COMPLETE.format(name="early", complete=0, items=4, overlap=5, incomplete=4, started=1)
+    client.force_login(alice)
+    page = client.get(f"/annotate/research/studies/{study.pk}/").content.decode()
+    assert escape(message) in page and 'href="?provisional=1"' in page
+    response = client.get(f"/results/studies/{study.pk}/winrates.md")
+    assert (response.status_code, response.content.decode()) == (409, message)
+    assert client.get(f"/api/studies/{study.pk}/winrates/").json() == {"detail": message}
+    assert "100.0%" in client.get(f"/annotate/research/studies/{study.pk}/?provisional=1").content.decode()

@@ -29,7 +29,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--image-index", type=int, default=0, help="A/B and alignment: which image is shown."
         )
+        parser.add_argument(
+            "--title", default="", help="What annotators see (default: a neutral title from the kind)."
+        )
         parser.add_argument("--guidelines", default="")
+        parser.add_argument(
+            "--exposure",
+            choices=Study.Exposure.values,
+            help="A/B: isolated (default) or shared; see docs/researchers.md.",
+        )
+        parser.add_argument(
+            "--display-size", default="", help="A/B: WIDTHxHEIGHT to serve both sides resampled to one size."
+        )
         parser.add_argument(
             "--skip-incomplete",
             action="store_true",
@@ -49,6 +60,9 @@ class Command(BaseCommand):
         image_index,
         guidelines,
         skip_incomplete,
+        title,
+        exposure,
+        display_size,
         **options,
     ):
         target = PromptSet.objects.filter(name=prompt_set).first()
@@ -72,10 +86,13 @@ class Command(BaseCommand):
                 image_index=image_index,
                 guidelines=guidelines,
                 skip_incomplete=skip_incomplete,
+                title=title,
+                exposure=exposure,
+                display_size=display_size,
             )
         except AnnotationError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(
             f"Created study {study.name!r} (id {study.pk}): {study.tasks.count()} tasks, "
-            f"{study.overlap} annotators each."
+            f"{study.overlap} annotators each; annotators see it as {study.title!r}."
         )

@@ -1,5 +1,6 @@
 // The annotator's labeling page: a queue of leased assignments, keyboard-first answers,
-// a synchronized loupe for A/B, and submissions that are retried until acknowledged.
+// a synchronized loupe for A/B, submissions that are retried until acknowledged, and the
+// time each task was really on screen.
 // It only knows what the API returns (docs/annotation-api.md): nothing names a model.
 (function () {
   "use strict";
@@ -10,6 +11,7 @@
   const PENDING_KEY = "evalhub.pending." + NEXT_URL;
   const HEARTBEAT_MS = 30000;
   const QUEUE_SIZE = 2;
+  const TIMING_MAX_MS = 30 * 24 * 3600 * 1000;  // the server's bound (annotate.submission.MAX_TIMING_MS)
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -136,7 +138,8 @@
     const assignment = current();
     $("lbl-task").hidden = !assignment;
     $("lbl-done").hidden = !!assignment || state.loading;
-    if (!assignment) return;
+    if (!assignment) { watchTask(null); return; }
+    watchTask(assignment.token);
     state.answer = emptyAnswer(assignment);
     state.questionIndex = 0;
     state.loupe.on = false;
@@ -308,7 +311,13 @@
     const assignment = current();
     if (!assignment || !complete(assignment, state.answer)) return;
     const answer = assignment.kind === "alignment" ? { answers: state.answer.answers } : state.answer;
-    state.pending.push({ token: assignment.token, client_id: newClientId(), answer: answer });
+    state.pending.push({
+      token: assignment.token,
+      client_id: newClientId(),
+      answer: answer,
+      timing: watchAnswered(),
+      answered_at: Date.now(),  // kept here only: the server gets how long ago, never a time
+    });
     savePending();
     sendPending();
     state.wantProgress = false;  // the answer's acknowledgement carries the counter
@@ -344,7 +353,7 @@
         setSaveState("saving…");
         let result;
         try {
-          result = await post(assignmentUrl(item.token, "submit"), { client_id: item.client_id, answer: item.answer });
+          result = await post(assignmentUrl(item.token, "submit"), submission(item));
         } catch (e) {
           result = { status: 0, data: {} };
         }
@@ -372,7 +381,56 @@
     }
   }
 
+  // Every attempt sends the same answer and durations, and how long ago the answer was made.
+  function submission(item) {
+    const body = { client_id: item.client_id, answer: item.answer };
+    if (item.timing) {
+      const timing = Object.assign({}, item.timing, { answered_ms_ago: Math.max(0, Date.now() - item.answered_at) });
+      if (Object.values(timing).every((ms) => ms <= TIMING_MAX_MS)) body.timing = timing;
+    }
+    return body;
+  }
+
   function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+
+  // ------------------------------------------------------------ time on screen
+
+  // The task on screen: when it became visible (rendered with the tab visible, or the tab
+  // shown later) and how long it was on screen (the tab visible and the window focused),
+  // on the page's monotonic clock. Preloaded tasks wait off screen and are not counted.
+  const watch = { token: null, visibleAt: null, onScreenMs: 0, since: null, focused: document.hasFocus() };
+
+  function watchTask(token) {
+    if (watch.token === token) return;
+    Object.assign(watch, { token: token, visibleAt: null, onScreenMs: 0, since: null });
+    watchUpdate();
+  }
+
+  // Called on every change of visibility or focus; returns the moment it looked.
+  function watchUpdate() {
+    const now = performance.now();
+    if (watch.since !== null) watch.onScreenMs += now - watch.since;
+    watch.since = null;
+    if (!watch.token) return now;
+    const visible = document.visibilityState === "visible";
+    if (visible && watch.visibleAt === null) watch.visibleAt = now;
+    if (visible && watch.focused) watch.since = now;
+    return now;
+  }
+
+  function watchAnswered() {
+    const now = watchUpdate();
+    const shown = watch.visibleAt === null ? 0 : Math.round(now - watch.visibleAt);
+    const timing = { shown_for_ms: shown, on_screen_ms: Math.min(Math.round(watch.onScreenMs), shown) };
+    watchTask(null);
+    return timing;
+  }
+
+  function onFocusChange(event) {
+    if (event.target !== window) return;  // an element's focus, not the window's
+    watch.focused = event.type === "focus";
+    watchUpdate();
+  }
 
   // ------------------------------------------------------------ skip, report, heartbeat
 
@@ -546,6 +604,9 @@
   $("lbl-report-cancel").addEventListener("click", () => $("lbl-report").close());
   $("lbl-guidelines-btn").addEventListener("click", () => $("lbl-guidelines").showModal());
   document.addEventListener("keydown", onKey);
+  document.addEventListener("visibilitychange", watchUpdate);
+  window.addEventListener("focus", onFocusChange);
+  window.addEventListener("blur", onFocusChange);
   window.addEventListener("online", sendPending);
   setInterval(heartbeat, HEARTBEAT_MS);
   renderKeys();

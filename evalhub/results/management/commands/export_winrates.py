@@ -1,4 +1,5 @@
-"""``python manage.py export_winrates STUDY [STUDY ...] --out DIR [--format csv,md,tex,json,png]``"""
+"""``python manage.py export_winrates STUDY [STUDY ...] --out DIR [--format csv,md,tex,json,png]
+[--rule RULE] [--include-incomplete]``"""
 
 from pathlib import Path
 
@@ -6,9 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Study
 from evalhub.results.ab_outcomes import ResultsError
-from evalhub.results.majority import RULES
 from evalhub.results.winrate_formats import FORMATS, render
-from evalhub.results.winrates import DAWID_SKENE, ab_comparison
+from evalhub.results.winrates import AB_RULES, ab_comparison
 
 
 class Command(BaseCommand):
@@ -25,18 +25,25 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--rule",
-            choices=[*RULES, DAWID_SKENE],
+            choices=AB_RULES,
             help="Majority rule (default: the EVALHUB_MAJORITY_RULE setting), or dawid-skene for the "
             "reliability-weighted estimate.",
         )
+        parser.add_argument(
+            "--include-incomplete",
+            action="store_true",
+            help="Also count items with fewer than N judgments; the table is labelled provisional.",
+        )
 
-    def handle(self, *args, studies, out, format, rule, **options):
+    def handle(self, *args, studies, out, format, rule, include_incomplete, **options):
         formats = [f.strip() for f in format.split(",") if f.strip()]
         unknown = sorted(set(formats) - set(FORMATS))
         if unknown:
             raise CommandError(f"unknown format(s) {', '.join(unknown)}; expected {', '.join(FORMATS)}")
         try:
-            comparisons = [ab_comparison(_study(ref), rule) for ref in studies]
+            comparisons = [
+                ab_comparison(_study(ref), rule, include_incomplete=include_incomplete) for ref in studies
+            ]
         except ResultsError as exc:
             raise CommandError(str(exc)) from None
         out.mkdir(parents=True, exist_ok=True)

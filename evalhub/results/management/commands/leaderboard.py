@@ -1,9 +1,15 @@
-"""``python manage.py leaderboard --criterion flaws --baseline NAME [--bootstrap 200]``"""
+"""``python manage.py leaderboard --criterion flaws --baseline NAME [--bootstrap 200] [--rule RULE]
+[--include-incomplete]``"""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.bradley_terry import leaderboard
+from evalhub.results.majority import majority_rule
+from evalhub.results.winrates import AB_RULES
+
+COMPLETE_ONLY = "complete items only"
+PROVISIONAL = "PROVISIONAL: items with fewer than N judgments counted"
 
 
 class Command(BaseCommand):
@@ -14,13 +20,35 @@ class Command(BaseCommand):
         parser.add_argument("--baseline", required=True, help="Model version whose score is fixed at 0.")
         parser.add_argument("--bootstrap", type=int, default=200, help="Resamples of prompts (0: none).")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--rule",
+            choices=AB_RULES,
+            help="Majority rule (default: the EVALHUB_MAJORITY_RULE setting), or dawid-skene for the "
+            "reliability-weighted estimate.",
+        )
+        parser.add_argument(
+            "--include-incomplete",
+            action="store_true",
+            help="Also count items with fewer than N judgments; the ranking is labelled provisional.",
+        )
 
-    def handle(self, *args, criterion, baseline, bootstrap, seed, **options):
+    def handle(self, *args, criterion, baseline, bootstrap, seed, rule, include_incomplete, **options):
+        rule = rule or majority_rule()
         try:
-            rows = leaderboard(criterion=criterion, baseline=baseline, bootstrap=bootstrap, seed=seed)
+            rows = leaderboard(
+                criterion=criterion,
+                baseline=baseline,
+                bootstrap=bootstrap,
+                seed=seed,
+                rule=rule,
+                include_incomplete=include_incomplete,
+            )
         except ResultsError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Bradley–Terry scores, {criterion}, anchored at {baseline} = 0")
+        counted = PROVISIONAL if include_incomplete else COMPLETE_ONLY
+        self.stdout.write(
+            f"Bradley–Terry scores, {criterion}, anchored at {baseline} = 0; rule {rule}; {counted}"
+        )
         for rank, row in enumerate(rows, start=1):
             interval = "" if row.ci_low is None else f"  [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
             self.stdout.write(
