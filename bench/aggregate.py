@@ -76,7 +76,7 @@ def build(prompts: int, overlap: int) -> int:
             [a.pk, study.pk],
         )
         cursor.execute(
-            f"INSERT INTO {t[Judgment]} (task_id, annotator_id, client_id, answer, left_model_id, shown_at,"
+            f"INSERT INTO {t[Judgment]} (task_id, annotator_id, client_id, answer, left_model_id, fetched_at,"
             " answered_at, source) "
             "SELECT ti.task_id, u, gen_random_uuid(), jsonb_build_object('choice',"
             " (ARRAY['left','tie','right','reject'])[1 + floor(random() * 4)::int]),"

@@ -9,6 +9,13 @@ second, p50/p95/p99/max latency of each call and the CPU each part spent per jud
 then checks the database: no task over N judgments, no (task, annotator) pair twice,
 and as many judgments as 201 answers (nothing lost, nothing duplicated).
 
+The study's exposure control is on (``isolated``, the default for A/B; ``--exposure
+shared`` turns it off): every lease checks the task's images against what the annotator
+was shown elsewhere and writes them as seen. ``--revealed K`` first shows each annotator K
+of the study's images in a revealing context (as a text-alignment study would), so the
+queue must pass over the tasks that holds them; the check then also finds no image
+handed to an annotator both ways, and every leased image written as seen.
+
 The run starts on a new database: the tables the set-up filled are analyzed (as
 autovacuum would after a bulk load), the ones the run fills are not (see
 ``analyze_filled_tables``).
@@ -44,8 +51,9 @@ sys.path.insert(0, str(REPO))  # the set-up steps import the project
 # ---------------------------------------------------------------- set-up (runs under Django)
 
 
-def seed(prompts: int, annotators: int, overlap: int) -> dict:
-    """Prompt set, two models' images, an A/B study (both criteria), annotators with tokens."""
+def seed(prompts: int, annotators: int, overlap: int, exposure: str, revealed: int) -> dict:
+    """Prompt set, two models' images, an A/B study (both criteria), annotators with tokens,
+    each shown ``revealed`` of the study's images with their prompt beforehand."""
     import django
 
     django.setup()
@@ -55,6 +63,7 @@ def seed(prompts: int, annotators: int, overlap: int) -> dict:
     from PIL import Image
     from rest_framework.authtoken.models import Token
 
+    from annotate.models import ImageExposure, TaskImage
     from annotate.services import study_create
     from evalhub.accounts.roles import user_grant_role
     from evalhub.catalog.image_import import generated_images_import
@@ -99,13 +108,24 @@ def seed(prompts: int, annotators: int, overlap: int) -> dict:
     )
     models = [ModelVersion.objects.get(name="bench-a"), ModelVersion.objects.get(name="bench-b")]
     study = study_create(
-        name="bench", kind="ab", prompt_set=prompt_set, model_versions=models, overlap=overlap
+        name="bench",
+        kind="ab",
+        prompt_set=prompt_set,
+        model_versions=models,
+        overlap=overlap,
+        exposure=exposure,
     )
+    images = sorted(set(TaskImage.objects.filter(task__study=study).values_list("image_id", flat=True)))
+    rng = random.Random(0)
     tokens = []
     for i in range(annotators):
         user = User.objects.create_user(f"bench{i}")
         user_grant_role(user=user, role="annotators")
         tokens.append(Token.objects.create(user=user).key)
+        ImageExposure.objects.bulk_create(
+            ImageExposure(annotator=user, image_id=image, context=ImageExposure.Context.REVEALING)
+            for image in rng.sample(images, min(revealed, len(images)))
+        )
     return {"study": study.pk, "tasks": study.tasks.count(), "tokens": tokens}
 
 
@@ -116,7 +136,7 @@ def check(study_id: int) -> dict:
     django.setup()
     from django.db.models import Count, F
 
-    from annotate.models import AnnotatorTally, Judgment, Lease, Study, Task
+    from annotate.models import AnnotatorTally, ImageExposure, Judgment, Lease, Study, Task, TaskImage
 
     study = Study.objects.get(pk=study_id)
     per_task = Task.objects.filter(study=study).annotate(n=Count("judgments"))
@@ -127,7 +147,17 @@ def check(study_id: int) -> dict:
         .values_list("annotator", "n")
     )
     tallied = dict(AnnotatorTally.objects.filter(study=study).values_list("annotator", "judgments"))
+    leased = set(
+        TaskImage.objects.filter(task__study=study, task__leases__isnull=False).values_list(
+            "task__leases__annotator_id", "image_id"
+        )
+    )
+    seen = set(ImageExposure.objects.filter(context="blind").values_list("annotator_id", "image_id"))
+    revealed = set(ImageExposure.objects.filter(context="revealing").values_list("annotator_id", "image_id"))
     return {
+        "exposures": len(seen),
+        "leased_unrecorded": len(leased - seen) if study.exposure == "isolated" else 0,
+        "leased_revealed": len(leased & revealed) if study.exposure == "isolated" else 0,
         "judgments": Judgment.objects.filter(task__study=study).count(),
         "over_n": per_task.filter(n__gt=study.overlap).count(),
         "counter_mismatch": per_task.exclude(n=F("judgment_count")).count(),
@@ -400,13 +430,22 @@ def main() -> int:
         "--worker-class", default="gthread", help="gunicorn's worker class (default gthread: keep-alive)"
     )
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes (default 2)")
+    parser.add_argument(
+        "--exposure", choices=["isolated", "shared"], default="isolated", help="the study's exposure setting"
+    )
+    parser.add_argument(
+        "--revealed",
+        type=int,
+        default=0,
+        help="study images each annotator was shown with their prompt beforehand (default 0)",
+    )
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/evalhub_bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     parser.add_argument("--_seed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._seed:
-        print(json.dumps(seed(args.prompts, args.annotators, args.overlap)))
+        print(json.dumps(seed(args.prompts, args.annotators, args.overlap, args.exposure, args.revealed)))
         return 0
     if args._check is not None:
         print(json.dumps(check(args._check)))
@@ -445,6 +484,10 @@ def main() -> int:
                 str(args.annotators),
                 "--overlap",
                 str(args.overlap),
+                "--exposure",
+                args.exposure,
+                "--revealed",
+                str(args.revealed),
             ],
             env,
             capture_output=True,
@@ -512,7 +555,8 @@ def main() -> int:
     print(
         f"annotators {args.annotators}, {server_name(args)} {args.workers}×{args.threads}, "
         f"{args.clients} client processes, {elapsed:.1f} s, "
-        f"study of {seeded['tasks']} tasks × N={args.overlap}"
+        f"study of {seeded['tasks']} tasks × N={args.overlap}, exposure {args.exposure}"
+        + (f", {args.revealed} images revealed to each annotator" if args.revealed else "")
     )
     print(f"judgments recorded: {created}  ({created / elapsed:.0f} judgments/s)")
     print(f"connections per server worker: {', '.join(map(str, spread))}")
@@ -535,16 +579,20 @@ def main() -> int:
         or integrity["tally_mismatch"]
         or integrity["unmarked_full_leases"]
     )
+    exposure_held = integrity["leased_unrecorded"] == 0 and integrity["leased_revealed"] == 0
     ok = (
         integrity["over_n"] == 0
         and integrity["duplicate_pairs"] == 0
         and counts_exact
+        and exposure_held
         and integrity["judgments"] == created
     )
     print(
         f"integrity: {integrity['judgments']} judgments in the database, {created} acknowledged, "
         f"{integrity['over_n']} tasks over N, {integrity['duplicate_pairs']} duplicate (task, annotator), "
-        f"{integrity['tasks_at_n']} tasks at N, kept counts {'exact' if counts_exact else 'WRONG'} "
+        f"{integrity['tasks_at_n']} tasks at N, kept counts {'exact' if counts_exact else 'WRONG'}, "
+        f"{integrity['exposures']} images written as seen blind, {integrity['leased_revealed']} leased "
+        f"after being revealed, {integrity['leased_unrecorded']} leased but not written "
         f"-> {'PASS' if ok else 'FAIL'}"
     )
 
