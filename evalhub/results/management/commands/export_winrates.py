@@ -7,8 +7,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Study
 from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.command_options import add_decision_options
 from evalhub.results.winrate_formats import FORMATS, render
-from evalhub.results.winrates import AB_RULES, ab_comparison
+from evalhub.results.winrates import ab_comparison
 
 
 class Command(BaseCommand):
@@ -23,17 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--format", default=",".join(FORMATS), help=f"Comma-separated of {', '.join(FORMATS)}."
         )
-        parser.add_argument(
-            "--rule",
-            choices=AB_RULES,
-            help="Majority rule (default: the EVALHUB_MAJORITY_RULE setting), or dawid-skene for the "
-            "reliability-weighted estimate.",
-        )
-        parser.add_argument(
-            "--include-incomplete",
-            action="store_true",
-            help="Also count items with fewer than N judgments; the table is labelled provisional.",
-        )
+        add_decision_options(parser, result="table")
 
     def handle(self, *args, studies, out, format, rule, include_incomplete, **options):
         formats = [f.strip() for f in format.split(",") if f.strip()]

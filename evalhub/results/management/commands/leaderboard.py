@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.bradley_terry import leaderboard
+from evalhub.results.command_options import add_decision_options
 from evalhub.results.majority import majority_rule
-from evalhub.results.winrates import AB_RULES
 
 COMPLETE_ONLY = "complete items only"
 PROVISIONAL = "PROVISIONAL: items with fewer than N judgments counted"
@@ -20,17 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--baseline", required=True, help="Model version whose score is fixed at 0.")
         parser.add_argument("--bootstrap", type=int, default=200, help="Resamples of prompts (0: none).")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument(
-            "--rule",
-            choices=AB_RULES,
-            help="Majority rule (default: the EVALHUB_MAJORITY_RULE setting), or dawid-skene for the "
-            "reliability-weighted estimate.",
-        )
-        parser.add_argument(
-            "--include-incomplete",
-            action="store_true",
-            help="Also count items with fewer than N judgments; the ranking is labelled provisional.",
-        )
+        add_decision_options(parser, result="ranking")
 
     def handle(self, *args, criterion, baseline, bootstrap, seed, rule, include_incomplete, **options):
         rule = rule or majority_rule()
