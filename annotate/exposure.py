@@ -74,7 +74,8 @@ ON CONFLICT DO NOTHING"""
 
 def exposures_record(leases: QuerySet[Lease]) -> int:
     """Write the exposures of leases made other than by the lease statement (judgments
-    imported with their leases); returns the rows written."""
+    imported with their leases); those already written stay as they are. Returns how many
+    exposures the leases account for."""
     rows = leases.values_list(
         "annotator_id", "task__task_images__image_id", "task__study__kind", "task__study__exposure"
     ).distinct()
