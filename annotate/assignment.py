@@ -12,20 +12,28 @@ Exposure (annotate.exposure): the same statement passes over tasks whose images 
 annotator met in a conflicting context, checks the picked one again after its lock, and
 writes the images of the task it leases.
 
-The statements every annotator request makes are written out in SQL (``evalhub.sql``).
+The statements every annotator request makes are written out in SQL (``annotate.queries``,
+run by ``evalhub.sql``).
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from annotate import errors
 from annotate.errors import Conflict, NotFound
-from annotate.exposure import BARRED_FRESH_SQL, BARRED_SQL, RECORD_SQL, ExposureRule, exposure_rule
+from annotate.exposure import ExposureRule, exposure_rule
 from annotate.models import ImageReport, Lease, Study, Task, TaskImage, new_token
+from annotate.queries import (
+    PROGRESS_SQL,
+    RECORD_TASK_SQL,
+    STUDY_SQL,
+    STUDY_SQL_NO_PROGRESS,
+    lease_sql,
+    pick_sql,
+)
 from evalhub import sql
 
 MAX_BATCH = 3
@@ -82,115 +90,6 @@ def assignments_next(
     return Assignments(leases=held, progress=progress)
 
 
-# Tasks this annotator answered (their tally), open tasks (the study's count), and the open
-# ones this annotator answered or skipped (remaining = open - closed). Each is read by key
-# or, for the last, through the annotator's leases on tasks not yet full (a partial index):
-# nothing here reads the study's tasks or the annotator's answers on full tasks. The task
-# is still checked open, so a lease the flag has not caught up with is not counted.
-DONE_COLUMN = """
-  COALESCE((SELECT a.judgments FROM annotate_annotatortally a
-            WHERE a.study_id = s.id AND a.annotator_id = %(me)s), 0)"""
-OPEN_COLUMNS = """
-  s.open_tasks,
-  (SELECT COUNT(*) FROM annotate_lease l
-   WHERE l.annotator_id = %(me)s AND NOT l.task_filled AND l.state <> 'active'
-     AND (SELECT t.study_id = s.id AND t.judgment_count < s.overlap
-          FROM annotate_task t WHERE t.id = l.task_id))"""
-PROGRESS_COLUMNS = f"{DONE_COLUMN},{OPEN_COLUMNS}"
-
-# The study's state, the annotator's progress and the leases they hold, in one read. A full
-# task has no room for an answer, so "NOT task_filled" leaves out no lease that could
-# still be answered (a submission fills a task only once no other lease is live on it; an
-# import may fill a held one): it lets the read use the partial index.
-_STUDY = """
-SELECT s.status, s.kind, s.exposure, s.overlap, s.lease_seconds, {progress},
-  h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
-FROM annotate_study s LEFT JOIN (
-  SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
-  FROM annotate_lease l JOIN annotate_task t ON t.id = l.task_id
-  WHERE l.annotator_id = %(me)s AND NOT l.task_filled AND l.state = 'active'
-    AND l.expires_at > %(now)s AND t.study_id = %(study)s
-  ORDER BY l.shown_at, l.id
-  LIMIT %(limit)s
-) h ON TRUE
-WHERE s.id = %(study)s
-ORDER BY h.shown_at, h.id
-"""
-STUDY_SQL = _STUDY.format(progress=PROGRESS_COLUMNS)
-STUDY_SQL_NO_PROGRESS = _STUDY.format(progress="NULL, NULL, NULL")
-
-
-# The next task for an annotator: one that still has room by this statement's view, that
-# they have not answered, skipped or already hold (an expired lease of theirs may be
-# renewed) and that exposure control does not bar them from, the most answered first
-# (breadth first), then by the random key. Walks the queue index, so it costs the tasks
-# passed over, not the size of the study. The tasks to pass over are read first, once,
-# from the annotator's leases on tasks not yet full (the partial index: a lease on an open
-# task is never marked full), and tested per task before anything else: while fewer than
-# N annotators are at work, those are all the open tasks the annotator answered, at the
-# head of the queue.
-PICK_SQL = """
-SELECT t.id, t.judgment_count FROM annotate_task t
-WHERE t.study_id = %(study)s AND t.judgment_count < %(n)s
-  AND t.id NOT IN (
-    SELECT m.task_id FROM annotate_lease m
-    WHERE m.annotator_id = %(me)s AND NOT m.task_filled
-      AND NOT (m.state = 'active' AND m.expires_at <= %(now)s)){barred}
-  AND t.judgment_count + (
-    SELECT COUNT(*) FROM annotate_lease o
-    WHERE o.task_id = t.id AND o.state = 'active' AND o.expires_at > %(now)s) < %(n)s
-ORDER BY t.judgment_count DESC, t.order_key
-LIMIT 1"""
-
-# Pick, lock and lease in one statement. The lease is written only if the picked task
-# still has room counted afresh, and (PostgreSQL) exposure control still lets the
-# annotator take it: the pick's view may predate a lease committed just before the row
-# lock was granted, so both are checked again by VOLATILE functions whose queries see
-# everything committed (migrations 0003 and 0007). SQLite runs the statement under its
-# write lock, so the pick's own view is current. An expired lease of the annotator's own
-# is renewed in place (same token). The task's images are written as seen, in the same
-# statement on PostgreSQL and in the same transaction on SQLite.
-LEASE_SQL = """
-INSERT INTO annotate_lease (token, task_id, annotator_id, state, shown_at, expires_at)
-SELECT %(token)s, pick.id, %(me)s, 'active', %(now)s, %(expires)s FROM pick
-WHERE pick.judgment_count + {live_leases} < %(n)s{barred}
-ON CONFLICT (task_id, annotator_id) DO UPDATE SET expires_at = excluded.expires_at
-  WHERE annotate_lease.state = 'active'
-RETURNING id, token, task_id, state, shown_at, expires_at"""
-LIVE_LEASES_INLINE = """(
-    SELECT COUNT(*) FROM annotate_lease o
-    WHERE o.task_id = pick.id AND o.state = 'active' AND o.expires_at > %(now)s
-      AND o.annotator_id <> %(me)s)"""
-LIVE_LEASES_FRESH = "annotate_live_leases(pick.id, %(me)s, %(now)s)"
-LEASED_COLUMNS = "id, token, task_id, state, shown_at, expires_at"
-
-
-@cache
-def pick_sql(barred: bool) -> str:
-    return PICK_SQL.format(barred="\n  AND NOT " + BARRED_SQL.format(task="t.id") if barred else "")
-
-
-@cache
-def _lease_sql(vendor: str, barred: bool, records: bool) -> str:
-    """The lease statement for the database and the study's exposure rule."""
-    pick = pick_sql(barred)
-    if vendor != "postgresql":
-        return f"WITH pick AS ({pick})" + LEASE_SQL.format(live_leases=LIVE_LEASES_INLINE, barred="")
-    lease = LEASE_SQL.format(
-        live_leases=LIVE_LEASES_FRESH,
-        barred="\n  AND NOT " + BARRED_FRESH_SQL.format(task="pick.id") if barred else "",
-    )
-    seen = f",\nseen AS ({RECORD_SQL.format(task='IN (SELECT task_id FROM lease)')})" if records else ""
-    return (
-        f"WITH pick AS ({pick} FOR UPDATE SKIP LOCKED),\nlease AS ({lease}){seen}\n"
-        f"SELECT {LEASED_COLUMNS} FROM lease"
-    )
-
-
-# SQLite: the leased task's images, written in the lease's transaction.
-RECORD_TASK_SQL = RECORD_SQL.format(task="= %(task)s")
-
-
 def _lease_one(
     study_id: int, overlap: int, lease_seconds: int, rule: ExposureRule, annotator, now: datetime
 ) -> Lease | None:
@@ -205,7 +104,7 @@ def _lease_one(
         "records": rule.records,
     }
     barred, records = rule.conflicts is not None, rule.records is not None
-    statement = _lease_sql(connection.vendor, barred, records)
+    statement = lease_sql(connection.vendor, barred, records)
     for _ in range(ATTEMPTS):
         with sql.one_statement_transaction():
             row = sql.fetch_one(statement, params)
@@ -306,10 +205,7 @@ def lease_report_image(*, token: str, annotator, position: int, reason: str = ""
 
 def annotator_progress(*, study_id: int, annotator) -> Progress:
     """Tasks this annotator answered, and tasks still open to them, in one statement."""
-    row = sql.fetch_one(
-        f"SELECT {PROGRESS_COLUMNS} FROM annotate_study s WHERE s.id = %(study)s",
-        {"study": study_id, "me": annotator.pk},
-    )
+    row = sql.fetch_one(PROGRESS_SQL, {"study": study_id, "me": annotator.pk})
     if row is None:
         raise NotFound(errors.UNKNOWN_STUDY)
     done, open_tasks, closed = row

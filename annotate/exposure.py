@@ -53,25 +53,6 @@ def exposure_rule(kind: str, exposure: str) -> ExposureRule:
     return ExposureRule(records=BLIND, conflicts=REVEALING)
 
 
-# A task is barred for the annotator when one of its images was shown to them in the
-# conflicting context: read with the calling statement's snapshot (enough to pass over
-# tasks while picking; the lease statement checks again afresh).
-BARRED_SQL = """EXISTS (
-    SELECT 1 FROM annotate_taskimage x JOIN annotate_imageexposure e ON e.image_id = x.image_id
-    WHERE x.task_id = {task} AND e.annotator_id = %(me)s AND e.context = %(conflicts)s)"""
-# PostgreSQL: the same check by annotate_exposed() (migration 0007), a VOLATILE function
-# that first takes the annotator's advisory lock until the transaction ends, then reads
-# with a snapshot of its own, so it sees the exposures of any lease of theirs that
-# committed meanwhile, and makes a concurrent lease of theirs wait for this one.
-BARRED_FRESH_SQL = "annotate_exposed({task}, %(me)s, %(conflicts)s)"
-# The images of a leased task, written for its annotator (a renewed lease finds them).
-RECORD_SQL = """
-INSERT INTO annotate_imageexposure (annotator_id, image_id, context)
-SELECT %(me)s, x.image_id, %(records)s FROM annotate_taskimage x
-WHERE x.task_id {task}
-ON CONFLICT DO NOTHING"""
-
-
 def exposures_record(leases: QuerySet[Lease]) -> int:
     """Write the exposures of leases made other than by the lease statement (judgments
     imported with their leases); those already written stay as they are. Returns how many

@@ -12,26 +12,8 @@ from django.urls import reverse
 from annotate.answers import AB_CHOICES
 from annotate.assignment import Progress, annotator_progress
 from annotate.models import Judgment, Lease, Study
+from annotate.queries import PAYLOAD_QUESTIONS_SQL, PAYLOAD_SQL
 from evalhub import sql
-
-# One row per image of each lease's task, in display order, at the size it is served.
-PAYLOAD_SQL = """
-SELECT l.token, l.expires_at, s.kind, t.criterion, p.text, t.prompt_id, ti.position,
-  COALESCE(r.width, i.width), COALESCE(r.height, i.height)
-FROM annotate_lease l
-JOIN annotate_task t ON t.id = l.task_id
-JOIN annotate_study s ON s.id = t.study_id
-JOIN catalog_prompt p ON p.id = t.prompt_id
-JOIN annotate_taskimage ti ON ti.task_id = t.id
-JOIN catalog_generatedimage i ON i.id = ti.image_id
-LEFT JOIN annotate_resampledimage r ON r.id = ti.resampled_id
-WHERE l.id IN ({leases})
-ORDER BY l.shown_at, l.id, ti.position
-"""
-QUESTIONS_SQL = """
-SELECT prompt_id, id, text FROM catalog_alignmentquestion
-WHERE prompt_id IN ({prompts}) ORDER BY prompt_id, position
-"""
 
 
 def assignment_payloads(leases: list[Lease]) -> list[dict]:
@@ -77,7 +59,7 @@ def _questions(prompt_ids: set[int]) -> dict[int, list[dict]]:
     params = {f"p{i}": prompt_id for i, prompt_id in enumerate(sorted(prompt_ids))}
     questions: dict[int, list[dict]] = {}
     for prompt_id, question_id, text in sql.fetch_all(
-        QUESTIONS_SQL.format(prompts=_placeholders(params)), params
+        PAYLOAD_QUESTIONS_SQL.format(prompts=_placeholders(params)), params
     ):
         questions.setdefault(prompt_id, []).append({"id": question_id, "text": text})
     return questions
@@ -85,18 +67,20 @@ def _questions(prompt_ids: set[int]) -> dict[int, list[dict]]:
 
 def _image_url(token: str, position: int) -> str:
     """``reverse("annotate:image", args=[token, position])``, from one reverse per process:
-    reversing costs more than the rest of a payload."""
-    # The position first: a hex token may itself contain the position's stand-in.
-    return _image_url_pattern().replace(_POSITION, str(position)).replace(_TOKEN, token)
-
-
-# Stand-ins: the token's cannot occur in digits, nor the position's in the URL's fixed part.
-_TOKEN, _POSITION = "TOKEN", "999999999"
+    reversing costs more than the rest of a payload. The reversed stand-ins cut the URL
+    into its fixed parts once; the token and the position are put between them, never
+    searched for (a hex token may contain any digits)."""
+    before, between, after = _image_url_parts()
+    return f"{before}{token}{between}{position}{after}"
 
 
 @cache
-def _image_url_pattern() -> str:
-    return reverse("annotate:image", args=[_TOKEN, int(_POSITION)])
+def _image_url_parts() -> tuple[str, str, str]:
+    stand_in_token, stand_in_position = "TOKEN", 987654321
+    url = reverse("annotate:image", args=[stand_in_token, stand_in_position])
+    before, rest = url.split(stand_in_token)
+    between, after = rest.split(str(stand_in_position))
+    return before, between, after
 
 
 def _placeholders(params: dict) -> str:

@@ -7,9 +7,10 @@ the judgment count is checked against N, and unique constraints on (task, annota
 and (annotator, client_id) back both rules in the database itself.
 
 Submitting is on every annotator's hot path, so its statements are written out in SQL
-(``evalhub.sql``): in one transaction, the lease read, the task's count raised (which
-takes the task's row lock), a fresh read once the lock is held, then the judgment, the
-lease and the annotator's tally; a refused answer rolls the count back.
+(``annotate.queries``, run by ``evalhub.sql``): in one transaction, the lease read, the
+task's count raised (which takes the task's row lock), a fresh read once the lock is
+held, then the judgment, the lease and the annotator's tally; a refused answer rolls the
+count back.
 
 The page also reports how long the task was on screen (``Timing``), as durations on its
 own clock: the judgment keeps when the task became visible and its time on screen, counted
@@ -26,9 +27,20 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.answers import answer_check
-from annotate.assignment import OPEN_COLUMNS, Progress, annotator_progress
+from annotate.assignment import Progress, annotator_progress
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Judgment, Lease, Study
+from annotate.queries import (
+    COUNT_SQL,
+    DONE_FILLED_SQL,
+    DONE_SQL,
+    FILLED_SQL,
+    FRESH_SQL,
+    INSERT_JUDGMENT_SQL,
+    LEASE_READ_SQL,
+    QUESTION_IDS_SQL,
+    TALLY_SQL,
+)
 from evalhub import sql
 
 
@@ -76,67 +88,6 @@ def _within(moment: datetime, earliest: datetime, latest: datetime) -> datetime:
     return min(max(moment, earliest), latest)
 
 
-# The lease with what checking the answer needs, and a judgment already recorded under
-# this client_id (a repeat).
-LEASE_SQL = """
-SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id,
-  (SELECT COUNT(*) FROM annotate_taskimage ti WHERE ti.task_id = t.id),
-  j.id, j.task_id
-FROM annotate_lease l
-JOIN annotate_task t ON t.id = l.task_id
-JOIN annotate_study s ON s.id = t.study_id
-LEFT JOIN annotate_judgment j ON j.annotator_id = %(me)s AND j.client_id = %(client)s
-WHERE l.token = %(token)s AND l.annotator_id = %(me)s
-"""
-
-QUESTIONS_SQL = "SELECT id FROM catalog_alignmentquestion WHERE prompt_id = %(prompt)s"
-
-# Read again once the lock is held (the lease read may predate a submission that committed
-# meanwhile), with the open tasks of the annotator's progress before this answer (the
-# task's own count is already raised); "done" comes from the tally this answer raises.
-FRESH_SQL = f"""
-SELECT t.judgment_count, s.overlap, l.state, l.expires_at, j.id, j.task_id,
-  (SELECT COUNT(*) FROM annotate_lease o
-   WHERE o.task_id = t.id AND o.state = 'active' AND o.expires_at > %(now)s
-     AND o.annotator_id <> %(me)s),
-  (SELECT i.model_version_id FROM annotate_taskimage ti
-   JOIN catalog_generatedimage i ON i.id = ti.image_id
-   WHERE ti.task_id = t.id AND ti.position = 0),
-  {OPEN_COLUMNS}
-FROM annotate_task t
-JOIN annotate_study s ON s.id = t.study_id
-JOIN annotate_lease l ON l.id = %(lease)s
-LEFT JOIN annotate_judgment j ON j.annotator_id = %(me)s AND j.client_id = %(client)s
-WHERE t.id = %(task)s
-"""
-
-INSERT_SQL = """
-INSERT INTO annotate_judgment
-  (task_id, annotator_id, client_id, answer, left_model_id, fetched_at, displayed_at, on_screen_seconds,
-   answered_at, source)
-VALUES (%(task)s, %(me)s, %(client)s, %(answer)s, %(left)s, %(shown)s, %(displayed)s, %(on_screen)s,
-  %(answered)s, 'web')
-RETURNING id
-"""
-COUNT_SQL = "UPDATE annotate_task SET judgment_count = judgment_count + 1 WHERE id = %(task)s"
-DONE_SQL = "UPDATE annotate_lease SET state = 'done' WHERE id = %(lease)s"
-TALLY_SQL = """
-INSERT INTO annotate_annotatortally (study_id, annotator_id, judgments)
-VALUES (%(study)s, %(me)s, 1)
-ON CONFLICT (study_id, annotator_id) DO UPDATE SET judgments = annotate_annotatortally.judgments + 1
-RETURNING judgments
-"""
-# This answer gave the task its N-th judgment: the lease is done as above, and every lease
-# on the task leaves the annotators' open ones (Lease.task_filled); the study has one open
-# task fewer (Study.open_tasks).
-DONE_FILLED_SQL = """
-UPDATE annotate_lease SET task_filled = TRUE,
-  state = CASE WHEN id = %(lease)s THEN 'done' ELSE state END
-WHERE task_id = %(task)s
-"""
-FILLED_SQL = "UPDATE annotate_study SET open_tasks = open_tasks - 1 WHERE id = %(study)s"
-
-
 def judgment_submit(
     *,
     token: str,
@@ -177,7 +128,7 @@ def judgment_submit(
 def _submit(
     params: dict, answer: object, timing: Timing | None, annotator, client_id: uuid.UUID, now: datetime
 ) -> SubmitResult:
-    row = sql.fetch_one(LEASE_SQL, params)
+    row = sql.fetch_one(LEASE_READ_SQL, params)
     if row is None:
         raise NotFound(errors.UNKNOWN_ASSIGNMENT)
     lease_id, task_id, shown_at, study_id, kind, status, prompt_id, image_count, *repeat = row
@@ -190,7 +141,7 @@ def _submit(
         answer,
         image_count=image_count,
         question_ids=(
-            frozenset(qid for (qid,) in sql.fetch_all(QUESTIONS_SQL, {"prompt": prompt_id}))
+            frozenset(qid for (qid,) in sql.fetch_all(QUESTION_IDS_SQL, {"prompt": prompt_id}))
             if kind == Study.Kind.ALIGNMENT
             else frozenset()
         ),
@@ -218,12 +169,12 @@ def _submit(
     fetched_at = sql.aware(shown_at)
     displayed_at, on_screen_seconds = timing_times(timing, fetched_at=fetched_at, now=now)
     (judgment_id,) = sql.fetch_one(
-        INSERT_SQL,
+        INSERT_JUDGMENT_SQL,
         {
             **params,
             "answer": sql.db_value(Judgment, "answer", clean),
             "left": left_model_id,
-            "shown": shown_at,
+            "fetched": shown_at,
             "displayed": sql.db_value(Judgment, "displayed_at", displayed_at),
             "on_screen": on_screen_seconds,
             "answered": params["now"],

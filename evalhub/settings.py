@@ -112,10 +112,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
     "DATABASE_PREPARED_STATEMENTS", default=True
 ):
-    # psycopg's default, which Django turns off. Django's own cursors bind client-side and
-    # never prepare; the annotation hot path prepares its statements (evalhub/sql.py).
-    # Set DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot keep them.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    # Prepare at the first run. Django's own cursors bind client-side and never prepare; the
+    # annotation hot path binds server-side, so its statements are prepared once per
+    # connection (evalhub/sql.py). Set DATABASE_PREPARED_STATEMENTS=0 behind a pooler that
+    # cannot keep them.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- auth

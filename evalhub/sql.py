@@ -2,11 +2,11 @@
 
 Every annotator request makes a handful of small indexed statements; building each one
 through the ORM costs several times what the database spends on it, so those statements
-are written out once, in the modules that own them, and run through these helpers. The
-same SQL runs on PostgreSQL and SQLite: values go through the model fields' own database
-preparation and datetimes read back are made aware again. Where the two differ (row locks,
-which SQLite does not have: it serializes writers with IMMEDIATE transactions), the
-owning module picks the statement by ``connection.vendor``.
+are written out once (``annotate.queries``, ``evalhub.accounts.authentication``) and run
+through these helpers. The same SQL runs on PostgreSQL and SQLite: values go through the
+model fields' own database preparation and datetimes read back are made aware again.
+Where the two differ (row locks, which SQLite does not have: it serializes writers with
+IMMEDIATE transactions), the owning module picks the statement by ``connection.vendor``.
 """
 
 from contextlib import contextmanager, nullcontext
@@ -15,6 +15,7 @@ from functools import cache
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
@@ -37,10 +38,14 @@ def execute(sql: str, params: dict) -> int:
 
 @contextmanager
 def _cursor(sql: str, params: dict):
-    """A cursor that has run ``sql``. On PostgreSQL the statement is bound server-side and
-    prepared once per connection where the settings allow it (``prepare_threshold``):
-    planning these statements costs more than running them. Django's own cursors bind
-    client-side and never prepare, and do not log these statements."""
+    """A cursor that has run ``sql``, through Django's cursor wrappers (execute wrappers,
+    query logging, ``assertNumQueries``, database error translation).
+
+    On PostgreSQL the statement is bound server-side, so psycopg prepares it once per
+    connection where the settings allow it (``prepare_threshold`` 0: at its first run;
+    None: never): planning these statements costs more than running them. Django's own
+    cursors bind client-side and never prepare.
+    """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         with db.cursor() as cursor:
@@ -48,10 +53,20 @@ def _cursor(sql: str, params: dict):
             yield cursor
         return
     db.ensure_connection()
-    with db.wrap_database_errors:
-        cursor = _server_binding_cursor(db.connection)
-        cursor.execute(sql, params, prepare=db.connection.prepare_threshold is not None)
-        yield cursor
+    raw = _server_binding_cursor(db.connection)
+    # Not used as a context manager: leaving one would close the connection's cursor.
+    cursor = _DebugWrapper(raw, db) if db.queries_logged else CursorWrapper(raw, db)
+    cursor.execute(sql, params)
+    yield cursor
+
+
+class _DebugWrapper(CursorDebugWrapper):
+    """Logs a statement as written: Django reads the executed text back from client-side
+    binding, which a server-bound cursor does not have."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(sql, params):
+            return super(CursorDebugWrapper, self).execute(sql, params)
 
 
 def _server_binding_cursor(pg):

@@ -69,20 +69,26 @@ def ab_outcome(counts: pd.DataFrame, rule: str) -> pd.Series:
     return decided.astype("object").fillna(undecided)
 
 
+def ab_vote_conditions(study: Study) -> dict[str, Q]:
+    """Per outcome, the judgments that vote for it: the side each model was shown on is
+    undone with ``Judgment.left_model`` (the one place this rule is written)."""
+    model_a, _ = study_models_ab(study)
+    a_left = Q(left_model_id=model_a)
+    return {
+        "A": (Q(answer__choice="left") & a_left) | (Q(answer__choice="right") & ~a_left),
+        "tie": Q(answer__choice="tie"),
+        "B": (Q(answer__choice="right") & a_left) | (Q(answer__choice="left") & ~a_left),
+        "reject": Q(answer__choice="reject"),
+    }
+
+
 def ab_vote_counts(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
     """Votes per counted task in A/B terms: index task id, columns criterion, prompt and the outcomes.
 
     The sides are undone inside the database's GROUP BY, so one row per task comes back
     however many judgments there are.
     """
-    model_a, _ = study_models_ab(study)
-    a_left = Q(left_model_id=model_a)
-    votes = {
-        "A": (Q(answer__choice="left") & a_left) | (Q(answer__choice="right") & ~a_left),
-        "tie": Q(answer__choice="tie"),
-        "B": (Q(answer__choice="right") & a_left) | (Q(answer__choice="left") & ~a_left),
-        "reject": Q(answer__choice="reject"),
-    }
+    votes = ab_vote_conditions(study)
     rows = (
         study_judgments(study, include_incomplete=include_incomplete)
         .values("task_id")

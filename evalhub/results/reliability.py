@@ -11,30 +11,25 @@ tasks enter a fit: those with their N judgments, unless the table is provisional
 
 import pandas as pd
 from crowdkit.aggregation import DawidSkene
+from django.db.models import Case, Value, When
 
 from annotate.models import Study
-from evalhub.results.ab_outcomes import study_models_ab
+from evalhub.results.ab_outcomes import ab_vote_conditions
 from evalhub.results.judged import study_judgments
 
 
 def ab_votes_long(study: Study, *, include_incomplete: bool = False) -> pd.DataFrame:
     """One row per counted judgment: task, criterion, worker and the vote in A/B terms
-    (A, B, tie, reject)."""
-    model_a, _ = study_models_ab(study)
-    rows = study_judgments(study, include_incomplete=include_incomplete).values_list(
-        "task_id", "task__criterion", "annotator_id", "answer__choice", "left_model_id"
+    (A, B, tie, reject), undone by the database as in the win-rate table."""
+    label = Case(
+        *(When(condition, then=Value(name)) for name, condition in ab_vote_conditions(study).items())
     )
-    frame = pd.DataFrame.from_records(list(rows), columns=["task", "criterion", "worker", "choice", "left"])
-    if frame.empty:
-        return pd.DataFrame(columns=["task", "criterion", "worker", "label"])
-    a_left = frame["left"] == model_a
-    label = frame["choice"].copy()
-    label[(frame["choice"] == "left") & a_left] = "A"
-    label[(frame["choice"] == "right") & ~a_left] = "A"
-    label[(frame["choice"] == "right") & a_left] = "B"
-    label[(frame["choice"] == "left") & ~a_left] = "B"
-    frame["label"] = label
-    return frame[["task", "criterion", "worker", "label"]]
+    rows = (
+        study_judgments(study, include_incomplete=include_incomplete)
+        .annotate(label=label)
+        .values_list("task_id", "task__criterion", "annotator_id", "label")
+    )
+    return pd.DataFrame.from_records(list(rows), columns=["task", "criterion", "worker", "label"])
 
 
 def ab_dawid_skene_outcomes(

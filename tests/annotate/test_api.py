@@ -329,6 +329,7 @@ def test_the_openapi_schema_is_served(client, alice):
 
 def test_an_image_url_is_the_reversed_one_whatever_digits_its_token_holds():
     """The payload's image URLs come from one cached reverse; a token whose hex happens to
-    hold the position's stand-in must not be altered by it."""
-    for token in ("a" * 32, "0999999999" + "b" * 22, "9" * 32):
-        assert _image_url(token, 3) == reverse("annotate:image", args=[token, 3])
+    hold a stand-in's digits or letters must not be altered by it."""
+    for token in ("a" * 32, "0987654321" + "b" * 22, "9" * 32, "TOKEN" + "c" * 27):
+        for position in (0, 3, 987654321):
+            assert _image_url(token, position) == reverse("annotate:image", args=[token, position])

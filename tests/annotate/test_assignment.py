@@ -9,17 +9,16 @@ from django.utils import timezone
 
 from annotate import errors
 from annotate.assignment import (
-    STUDY_SQL,
     Progress,
     annotator_progress,
     assignments_next,
     lease_heartbeat,
     lease_report_image,
     lease_skip,
-    pick_sql,
 )
 from annotate.errors import Conflict, NotFound
 from annotate.models import AnnotatorTally, ImageReport, Judgment, Lease, Task
+from annotate.queries import STUDY_SQL, pick_sql
 from annotate.services import study_create, study_update
 from annotate.submission import judgment_submit
 from tests.factories import UserFactory

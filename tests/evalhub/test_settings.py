@@ -125,7 +125,7 @@ def test_postgresql_connections_allow_prepared_statements_unless_turned_off(tmp_
     """The hot path's prepared statements need psycopg's threshold; a pooler that cannot keep
     them turns it off with DATABASE_PREPARED_STATEMENTS=0."""
     url = "postgres://u@h:5432/db"
-    assert settings_with(tmp_path, DEBUG="1", DATABASE_URL=url)["OPTIONS"] == {"prepare_threshold": 5}
+    assert settings_with(tmp_path, DEBUG="1", DATABASE_URL=url)["OPTIONS"] == {"prepare_threshold": 0}
     off = settings_with(tmp_path, DEBUG="1", DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="0")
     assert "prepare_threshold" not in off["OPTIONS"]
     assert "prepare_threshold" not in settings_with(tmp_path, DEBUG="1")["OPTIONS"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from annotate.models import Judgment
 from evalhub import sql
@@ -73,3 +74,17 @@ def test_statements_are_prepared_on_postgresql_only_when_allowed(db):
     finally:
         connection.connection.prepare_threshold = threshold
     assert prepared("not_prepared") == 0
+
+
+def test_statements_go_through_djangos_cursor_wrappers(db):
+    """Execute wrappers see them and query capture logs their text, on both databases."""
+    seen = []
+
+    def wrapper(execute, sql_text, params, many, context):
+        seen.append(sql_text)
+        return execute(sql_text, params, many, context)
+
+    with connection.execute_wrapper(wrapper), CaptureQueriesContext(connection) as captured:
+        assert sql.fetch_one("SELECT %(x)s AS wrapped_one", {"x": 7})[0] == 7
+    assert [text for text in seen if "wrapped_one" in text]
+    assert [q for q in captured.captured_queries if "wrapped_one" in q["sql"]]
