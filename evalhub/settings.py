@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "evalhub.results",
     "evalhub.ops",
     "evalhub.jobs",
+    "evalhub.demo",
     # Last: its post_migrate grants permissions that the apps above create.
     "evalhub.accounts",
 ]

@@ -9,9 +9,9 @@ from annotate import errors
 from annotate.assignment import assignments_next, lease_skip
 from annotate.errors import InvalidInput
 from annotate.exposure import study_exposure_blocks
+from annotate.judgment_import import judgments_import
 from annotate.models import ImageExposure, Study, TaskImage
 from annotate.services import study_create, study_recount
-from evalhub.results.judgment_import import judgments_import
 from tests.factories import UserFactory
 
 

@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate.demo_studies import demo_studies_seed
-from evalhub.catalog.demo_seed import DEMO_PROMPT_SET, demo_seed
-from evalhub.jobs.demo_models import demo_weights_seed
+from evalhub.demo.catalog import DEMO_PROMPT_SET, demo_seed
+from evalhub.demo.studies import demo_studies_seed
+from evalhub.demo.weights import demo_weights_seed
 
 DEMO_URL = "http://127.0.0.1:8000/"
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotate.judgment_import import judgments_import
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.prompt_import import decode_text
-from evalhub.results.judgment_import import judgments_import
 
 
 class Command(BaseCommand):

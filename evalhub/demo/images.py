@@ -1,6 +1,6 @@
 """Procedural demo images: scenes of coloured shapes drawn with Pillow alone.
 
-The demo seed (``demo_seed``) needs images that behave like a text-to-image model's
+The demo seed (``evalhub.demo.catalog``) needs images that behave like a text-to-image model's
 output in a study: mostly faithful to the prompt, sometimes not, and with visual flaws
 an annotator can spot. ``draw_demo_image`` draws one scene from a ``SceneSpec``;
 ``quality`` (0 to 1) sets how often it misses the prompt (a wrong colour or shape, a

@@ -13,8 +13,8 @@ from annotate.models import Study
 from annotate.services import study_create
 from annotate.submission import judgment_submit
 from evalhub.accounts.roles import ANNOTATORS, user_grant_role
-from evalhub.catalog.demo_seed import DEMO_PROMPT_SET
 from evalhub.catalog.models import ModelVersion, PromptSet
+from evalhub.demo.catalog import DEMO_PROMPT_SET
 
 # Which of a prompt's seven demo images each kind shows: best/worst the first five, A/B
 # and alignment one each of their own, so nobody meets one image blind and revealed.

@@ -5,13 +5,20 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from annotate.assignment import Progress, annotator_progress, assignments_next
+from annotate.judgment_import import judgments_import
 from annotate.models import Judgment, Lease, Task
 from evalhub.catalog.errors import ImportRejected
-from evalhub.results.judgment_import import judgments_import
 from evalhub.results.winrates import ab_comparison
 from tests.factories import UserFactory
+from tests.results.conftest import ab_study
 
 HEADER = "study,task_key,annotator,answer\n"
+
+
+@pytest.fixture
+def small_study(db):
+    """Six flaws tasks, N = 5 (the results tests' A/B study)."""
+    return ab_study(6)
 
 
 def test_a_vendor_file_fills_an_ab_study(small_study):

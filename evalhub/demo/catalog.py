@@ -1,7 +1,7 @@
 """The demo seed behind ``make demo``: a prompt set, two model versions, their images and
 accounts, enough to try every part of EvalHub on a laptop without a GPU.
 
-The images come from ``demo_images``: "demo-base" draws with many prompt misses and
+The images come from ``evalhub.demo.images``: "demo-base" draws with many prompt misses and
 visual flaws, "demo-sft" (its post-trained child) with few, so studies between them show
 a clear, known winner. Everything goes through the same services a researcher's import
 uses, and every step is idempotent: a second run changes nothing, and a run interrupted
@@ -19,11 +19,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from evalhub.accounts.roles import ANNOTATORS, RESEARCHERS, user_grant_role
-from evalhub.catalog.demo_images import DEMO_PROMPTS, DemoPrompt, draw_demo_image
 from evalhub.catalog.image_import import generated_images_import
 from evalhub.catalog.image_sources import DirectorySource
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 from evalhub.catalog.prompt_import import PromptRow, QuestionRow, prompt_set_import
+from evalhub.demo.images import DEMO_PROMPTS, DemoPrompt, draw_demo_image
 
 DEMO_PROMPT_SET = "Demo shapes"
 # Public on purpose: printed by the command and in the README. Demo databases only.

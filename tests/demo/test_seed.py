@@ -9,15 +9,15 @@ from django.core.management import call_command
 
 from annotate.models import Study
 from evalhub.accounts.roles import ANNOTATORS, RESEARCHERS
-from evalhub.catalog.demo_images import (
+from evalhub.catalog.models import AlignmentQuestion, GeneratedImage, ModelVersion, Prompt, PromptSet
+from evalhub.demo.catalog import DEMO_PASSWORD, DEMO_PROMPT_SET, IMAGES_PER_PROMPT, demo_seed
+from evalhub.demo.images import (
     COLOURS,
     DEMO_PROMPTS,
     SHAPES,
     demo_image_render,
     draw_demo_image,
 )
-from evalhub.catalog.demo_seed import DEMO_PASSWORD, DEMO_PROMPT_SET, IMAGES_PER_PROMPT, demo_seed
-from evalhub.catalog.models import AlignmentQuestion, GeneratedImage, ModelVersion, Prompt, PromptSet
 from evalhub.results.best_worst import best_worst_pairs
 
 SIZE = 48  # small images keep a full seed well under a second or two
