@@ -1,8 +1,9 @@
 """The annotation REST API (docs/annotation-api.md). One class per operation; each
 validates its input, calls one service or selector, and shapes the output."""
 
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
@@ -18,9 +19,10 @@ from annotate.assignment import (
     lease_skip,
 )
 from annotate.errors import AnnotationError
-from annotate.models import Study
+from annotate.models import Study, StudyModel
 from annotate.permissions import IsAnnotator, IsResearcher
 from annotate.services import study_create, study_update, task_set_gold
+from annotate.study_settings import AT_CREATION, CHANGEABLE, Setting
 from annotate.submission import MAX_TIMING_MS, Timing, judgment_submit
 from evalhub.catalog.models import ModelVersion, PromptSet
 
@@ -59,6 +61,7 @@ class AnnotatorAPIView(AnnotationAPIView):
 
 
 class AnnotatorStudyListApi(AnnotatorAPIView):
+    @extend_schema_serializer(component_name="AnnotatorStudyListOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         title = serializers.CharField(help_text="The study's title for annotators.")
@@ -101,12 +104,14 @@ def progress_serializer(name: str = "Progress", **kwargs):
 
 
 class NextAssignmentsApi(AnnotatorAPIView):
+    @extend_schema_serializer(component_name="NextAssignmentsInput")
     class InputSerializer(serializers.Serializer):
         count = serializers.IntegerField(min_value=1, max_value=3, default=1)
         progress = serializers.BooleanField(
             default=True, help_text="Include the caller's progress (null when false)."
         )
 
+    @extend_schema_serializer(component_name="NextAssignmentsOutput")
     class OutputSerializer(serializers.Serializer):
         assignments = AssignmentSerializer(many=True)
         progress = progress_serializer("ProgressIfAsked", allow_null=True)
@@ -132,7 +137,9 @@ class NextAssignmentsApi(AnnotatorAPIView):
 
 
 class SubmitApi(AnnotatorAPIView):
+    @extend_schema_serializer(component_name="SubmitInput")
     class InputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="SubmitTiming")
         class TimingSerializer(serializers.Serializer):
             shown_for_ms = serializers.IntegerField(
                 min_value=0,
@@ -150,9 +157,6 @@ class SubmitApi(AnnotatorAPIView):
                 help_text="From the answer to this attempt: 0 at first, more on a resend.",
             )
 
-            class Meta:
-                ref_name = "SubmitTiming"
-
             def validate(self, attrs) -> Timing:
                 if attrs["on_screen_ms"] > attrs["shown_for_ms"]:
                     raise serializers.ValidationError({"on_screen_ms": errors.ON_SCREEN_OVER_SHOWN})
@@ -167,6 +171,7 @@ class SubmitApi(AnnotatorAPIView):
             "on_screen_seconds stay empty without them.",
         )
 
+    @extend_schema_serializer(component_name="SubmitOutput")
     class OutputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=["recorded", "duplicate"])
         progress = progress_serializer()
@@ -202,6 +207,7 @@ class SkipApi(AnnotatorAPIView):
 
 
 class ReportApi(AnnotatorAPIView):
+    @extend_schema_serializer(component_name="ReportInput")
     class InputSerializer(serializers.Serializer):
         position = serializers.IntegerField(min_value=0)
         reason = serializers.CharField(max_length=500, allow_blank=True, default="")
@@ -220,6 +226,55 @@ class ReportApi(AnnotatorAPIView):
 # ---------------------------------------------------------------- researchers
 
 
+def setting_field(setting: Setting, *, change: bool = False) -> serializers.Field:
+    """An input field for a study setting: its type, bounds, choices, default and help,
+    and its refusals worded as the service words them. ``change``: a field of a partial
+    update, never required and without a default."""
+    options = {"help_text": setting.help, "error_messages": _wording(setting, change=change)}
+    if change or setting.elsewhere:
+        options["required"] = False
+    elif not setting.required:
+        options["default"] = setting.default
+    if setting.type is int:
+        return serializers.IntegerField(min_value=setting.low, max_value=setting.high, **options)
+    if setting.type is bool:
+        return serializers.BooleanField(**options)
+    if setting.type is list:
+        child = serializers.ChoiceField(choices=setting.choices, error_messages=options["error_messages"])
+        return serializers.ListField(child=child, **options)
+    blank = setting.blank and not (change and setting.empty)
+    if setting.choices:
+        return serializers.ChoiceField(choices=setting.choices, allow_blank=blank, **options)
+    validators = [setting.validate] if setting.pattern is not None else []
+    return serializers.CharField(
+        max_length=setting.max_length, allow_blank=blank, validators=validators, **options
+    )
+
+
+def _wording(setting: Setting, *, change: bool) -> dict[str, str]:
+    """DRF's messages for what the declaration bounds, in the service's words. DRF fills
+    in ``{input}`` for a choice; the bounds' validators are Django's, which fill in
+    ``%(value)s``."""
+    wording = {}
+    if setting.invalid is not None:
+        wording["invalid_choice"] = setting.invalid("{input}")
+        wording["min_value"] = wording["max_value"] = setting.invalid("%(value)s")
+    if setting.max_length is not None:
+        wording["max_length"] = setting.too_long
+    if setting.empty and (change or not setting.blank):
+        wording["blank"] = setting.empty
+    return wording
+
+
+def settings_serializer(
+    settings: tuple[Setting, ...], *, change: bool = False
+) -> type[serializers.Serializer]:
+    """A serializer with a field per setting, for an operation's InputSerializer to extend."""
+    fields = {setting.name: setting_field(setting, change=change) for setting in settings}
+    return type("StudySettingsSerializer", (serializers.Serializer,), fields)
+
+
+# A study for researchers; ``studies_output`` serializes studies in a fixed number of queries.
 class StudyOutputSerializer(serializers.ModelSerializer):
     prompt_set = serializers.CharField(source="prompt_set.name")
     model_versions = serializers.SerializerMethodField()
@@ -245,30 +300,36 @@ class StudyOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_model_versions(self, study) -> list[dict]:
-        return [
-            {"name": sm.model_version.name, "role": sm.role}
-            for sm in study.study_models.select_related("model_version")
-        ]
+        return [{"name": sm.model_version.name, "role": sm.role} for sm in study.study_models.all()]
 
     def get_progress(self, study) -> dict:
-        return selectors.study_progress(study)
+        return self.context["progress"][study.pk]
+
+
+def studies_for_output() -> QuerySet[Study]:
+    """Studies with their prompt set and models, as StudyOutputSerializer reads them: two
+    queries for any number of studies."""
+    models = StudyModel.objects.select_related("model_version").order_by("pk")
+    return Study.objects.select_related("prompt_set").prefetch_related(Prefetch("study_models", models))
+
+
+def studies_output(studies: list[Study]) -> list[dict]:
+    """Studies from ``studies_for_output``, serialized with the figures of all of them
+    counted together (annotate.selectors.studies_progress)."""
+    context = {"progress": selectors.studies_progress(studies)}
+    return StudyOutputSerializer(studies, many=True, context=context).data
+
+
+def study_output(study_id: int) -> dict:
+    return studies_output([get_object_or_404(studies_for_output(), pk=study_id)])[0]
 
 
 class StudyListCreateApi(AnnotationAPIView):
     permission_classes = [IsResearcher]
 
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(
-            max_length=200, help_text="The researchers' name; annotators never see it."
-        )
-        title = serializers.CharField(
-            max_length=200,
-            allow_blank=True,
-            default="",
-            help_text="What annotators see; empty for a neutral title from the kind and criteria. "
-            "Must not contain a model version's name.",
-        )
-        kind = serializers.ChoiceField(choices=Study.Kind.choices)
+    @extend_schema_serializer(component_name="StudyListCreateInput")
+    class InputSerializer(settings_serializer(AT_CREATION)):
+        # The settings at creation (annotate.study_settings), then the prompt set and models.
         prompt_set = serializers.SlugRelatedField(slug_field="name", queryset=PromptSet.objects.all())
         model_versions = serializers.SlugRelatedField(
             slug_field="name",
@@ -276,66 +337,44 @@ class StudyListCreateApi(AnnotationAPIView):
             many=True,
             help_text="[model] for best/worst, [A, B] for A/B, one or more for alignment.",
         )
-        criteria = serializers.ListField(
-            child=serializers.ChoiceField(choices=["flaws", "appeal"]), default=["flaws", "appeal"]
-        )
-        overlap = serializers.IntegerField(default=5)
-        lease_seconds = serializers.IntegerField(default=300)
-        image_index = serializers.IntegerField(min_value=0, default=0)
-        guidelines = serializers.CharField(allow_blank=True, default="")
-        skip_incomplete = serializers.BooleanField(default=False)
-        exposure = serializers.ChoiceField(
-            choices=Study.Exposure.choices,
-            required=False,
-            help_text="A/B only: isolated (default) keeps the study's images apart from every task "
-            "that shows them with their prompt or in a one-model study; shared opts out.",
-        )
-        display_size = serializers.CharField(
-            required=False,
-            allow_blank=True,
-            help_text="A/B only: WIDTHxHEIGHT to serve both sides resampled to one size, when the "
-            "two models' images differ in size.",
-        )
 
     @extend_schema(responses=StudyOutputSerializer(many=True))
     def get(self, request):
-        return Response(StudyOutputSerializer(Study.objects.select_related("prompt_set"), many=True).data)
+        return Response(studies_output(list(studies_for_output())))
 
     @extend_schema(request=InputSerializer, responses={201: StudyOutputSerializer})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         study = study_create(created_by=request.user, **data.validated_data)
-        return Response(StudyOutputSerializer(study).data, status=status.HTTP_201_CREATED)
+        return Response(study_output(study.pk), status=status.HTTP_201_CREATED)
 
 
 class StudyDetailApi(AnnotationAPIView):
     permission_classes = [IsResearcher]
 
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
-        title = serializers.CharField(max_length=200, required=False)
-        status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
-        overlap = serializers.IntegerField(required=False)
-        lease_seconds = serializers.IntegerField(required=False)
-        guidelines = serializers.CharField(allow_blank=True, required=False)
+    # The settings that can change (annotate.study_settings), each optional.
+    @extend_schema_serializer(component_name="StudyDetailInput")
+    class InputSerializer(settings_serializer(CHANGEABLE, change=True)):
+        pass
 
     @extend_schema(responses=StudyOutputSerializer)
     def get(self, request, study_id: int):
-        return Response(StudyOutputSerializer(get_object_or_404(Study, pk=study_id)).data)
+        return Response(study_output(study_id))
 
     @extend_schema(request=InputSerializer, responses=StudyOutputSerializer)
     def patch(self, request, study_id: int):
         study = get_object_or_404(Study, pk=study_id)
         data = self.InputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        study = study_update(study=study, **data.validated_data)
-        return Response(StudyOutputSerializer(study).data)
+        study_update(study=study, **data.validated_data)
+        return Response(study_output(study_id))
 
 
 class StudyGoldApi(AnnotationAPIView):
     permission_classes = [IsResearcher]
 
+    @extend_schema_serializer(component_name="StudyGoldInput")
     class InputSerializer(serializers.Serializer):
         task_key = serializers.CharField()
         answer = serializers.JSONField(allow_null=True)
@@ -352,21 +391,3 @@ class StudyGoldApi(AnnotationAPIView):
         data.is_valid(raise_exception=True)
         task = task_set_gold(study=study, **data.validated_data)
         return Response({"task_key": task.key, "is_gold": task.is_gold})
-
-
-# drf-spectacular names a component after its class, so the nested Input/Output
-# serializers of different operations would collide in the schema.
-for _api in (
-    AnnotatorStudyListApi,
-    NextAssignmentsApi,
-    SubmitApi,
-    ReportApi,
-    StudyListCreateApi,
-    StudyDetailApi,
-    StudyGoldApi,
-):
-    for _role in ("InputSerializer", "OutputSerializer"):
-        if _role in vars(_api):
-            vars(_api)[_role].Meta = type(
-                "Meta", (), {"ref_name": _api.__name__.removesuffix("Api") + _role[:-10]}
-            )

@@ -1,7 +1,6 @@
 from django.urls import path
 
 from annotate import api
-from evalhub.results.api import StudyWinRatesApi
 
 urlpatterns = [
     path("annotate/studies/", api.AnnotatorStudyListApi.as_view(), name="api-annotator-studies"),
@@ -13,5 +12,4 @@ urlpatterns = [
     path("studies/", api.StudyListCreateApi.as_view(), name="api-studies"),
     path("studies/<int:study_id>/", api.StudyDetailApi.as_view(), name="api-study"),
     path("studies/<int:study_id>/gold/", api.StudyGoldApi.as_view(), name="api-study-gold"),
-    path("studies/<int:study_id>/winrates/", StudyWinRatesApi.as_view(), name="api-study-winrates"),
 ]

@@ -9,7 +9,6 @@ opaque name, and the size is recorded on the study (``config["display_size"]``).
 """
 
 import io
-import re
 from collections import Counter
 
 from django.core.files.base import ContentFile
@@ -19,22 +18,15 @@ from PIL import Image, ImageOps
 from annotate import errors
 from annotate.errors import InvalidInput
 from annotate.models import ResampledImage
+from annotate.study_settings import DISPLAY_SIZE
 from evalhub.catalog.image_files import canonical_png, storage_name
 from evalhub.catalog.models import GeneratedImage, new_public_id
 
-SIDE_RANGE = (8, 4096)
-_SIZE = re.compile(r"^\s*(\d{1,5})\s*[x×]\s*(\d{1,5})\s*$")
-
 
 def display_size_parse(value: str | None) -> tuple[int, int] | None:
-    """``"WIDTHxHEIGHT"`` as a pair of ints; None for empty."""
-    if value is None or not str(value).strip():
-        return None
-    match = _SIZE.match(str(value))
-    low, high = SIDE_RANGE
-    if match is None or not all(low <= int(side) <= high for side in match.groups()):
-        raise InvalidInput(errors.DISPLAY_SIZE_FORMAT.format(low=low, high=high, value=value))
-    return int(match.group(1)), int(match.group(2))
+    """``"WIDTHxHEIGHT"`` as a pair of ints; None for empty. The bounds and the message are
+    the ``display_size`` setting's (annotate.study_settings)."""
+    return DISPLAY_SIZE.check(value) if value is not None else None
 
 
 def ab_sizes_check(pairs: list[tuple[GeneratedImage, GeneratedImage]]) -> None:

@@ -44,6 +44,11 @@ AB_SIZES_DIFFER = (
 )
 DISPLAY_SIZE_FORMAT = "display size must be WIDTHxHEIGHT, each from {low} to {high} pixels, got {value!r}"
 DISPLAY_SIZE_NOT_AB = "a display size applies to A/B studies only"
+NAME_EMPTY = "the study needs a name"
+TOO_LONG = "the {setting} must be at most {max_length} characters"
+NOT_ONE_OF = "{setting} must be one of {choices}, got {value!r}"
+IMAGE_INDEX_RANGE = "image_index must be 0 or more, got {index}"
+WRONG_TYPE = "{setting} must be {expected}, got {value!r}"
 
 # Assignment and submission
 STUDY_PAUSED = "this study is paused; try again later"

@@ -1,20 +1,65 @@
-"""The researcher's study form; the service checks what the form cannot."""
+"""The researcher's study form: a field per study setting, built from its declaration
+(annotate.study_settings), and the prompt set and models; the service checks what a field
+cannot (how the settings go with the kind, the models and the images)."""
 
 from django import forms
 
 from annotate.models import Study
+from annotate.study_settings import AT_CREATION, Setting
 from evalhub.catalog.models import ModelVersion, PromptSet
 
+WIDGETS = {"guidelines": forms.Textarea(attrs={"rows": 3})}
 
-class StudyForm(forms.Form):
-    name = forms.CharField(max_length=200, help_text="For researchers; annotators never see it.")
-    title = forms.CharField(
-        max_length=200,
-        required=False,
-        label="Title for annotators",
-        help_text="Leave empty for a neutral title from the kind and criteria. It must not name a model.",
-    )
-    kind = forms.ChoiceField(choices=Study.Kind.choices)
+
+def setting_field(setting: Setting) -> forms.Field:
+    """A form field for a study setting: its type, bounds, choices, initial value, help,
+    and its refusals worded as the service words them."""
+    options = {
+        "label": setting.label or None,
+        "help_text": setting.help,
+        "required": setting.required,
+        "error_messages": _wording(setting),
+    }
+    if not setting.required and not setting.elsewhere:
+        options["initial"] = setting.default
+    if setting.name in WIDGETS:
+        options["widget"] = WIDGETS[setting.name]
+    if setting.type is int:
+        return forms.IntegerField(min_value=setting.low, max_value=setting.high, **options)
+    if setting.type is bool:
+        return forms.BooleanField(**options)
+    if setting.type is list:
+        return forms.MultipleChoiceField(
+            choices=setting.choices, widget=forms.CheckboxSelectMultiple, **options
+        )
+    if setting.choices:
+        # Empty, where it may be, stands for the default (exposure: isolated in A/B).
+        empty = [] if setting.required else [("", "—")]
+        return forms.ChoiceField(choices=empty + list(setting.choices), **options)
+    validators = [setting.validate] if setting.pattern is not None else []
+    return forms.CharField(max_length=setting.max_length, validators=validators, **options)
+
+
+def _wording(setting: Setting) -> dict[str, str]:
+    """Django's messages for what the declaration bounds, in the service's words (Django
+    fills in ``%(value)s``)."""
+    wording = {}
+    if setting.invalid is not None:
+        invalid = setting.invalid("%(value)s")
+        wording.update(min_value=invalid, max_value=invalid, invalid_choice=invalid)
+    if setting.max_length is not None:
+        wording["max_length"] = setting.too_long
+    if setting.empty and not setting.blank:
+        wording["required"] = setting.empty
+    return wording
+
+
+StudySettingsForm = type(
+    "StudySettingsForm", (forms.Form,), {setting.name: setting_field(setting) for setting in AT_CREATION}
+)
+
+
+class StudyForm(StudySettingsForm):
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.all())
     model_a = forms.ModelChoiceField(
         queryset=ModelVersion.objects.all(),
@@ -28,44 +73,12 @@ class StudyForm(forms.Form):
         label="Model B",
         help_text="A/B: the model compared with A. Alignment: an optional second model.",
     )
-    criteria = forms.MultipleChoiceField(
-        choices=[("flaws", "Visual flaws"), ("appeal", "Visual appeal")],
-        initial=["flaws", "appeal"],
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        help_text="A/B only.",
-    )
-    overlap = forms.IntegerField(min_value=1, max_value=50, initial=5, help_text="Annotators per task (N).")
-    lease_seconds = forms.IntegerField(
-        min_value=30,
-        max_value=3600,
-        initial=300,
-        help_text="How long a task stays with an annotator without a heartbeat.",
-    )
-    image_index = forms.IntegerField(
-        min_value=0, initial=0, help_text="A/B and alignment: which of a prompt's images is shown."
-    )
-    guidelines = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        required=False,
-        help_text="Leave empty for the default guidelines of the kind.",
-    )
-    skip_incomplete = forms.BooleanField(
-        required=False, help_text="Leave out prompts without the images a task needs."
-    )
-    exposure = forms.ChoiceField(
-        choices=Study.Exposure.choices,
-        initial=Study.Exposure.ISOLATED,
-        required=False,
-        help_text="A/B only. Isolated: nobody judges an image blind that they saw with its prompt "
-        "or in a one-model study, nor the reverse (needs a larger annotator pool). Shared: no such rule.",
-    )
-    display_size = forms.CharField(
-        max_length=20,
-        required=False,
-        help_text="A/B only, as WIDTHxHEIGHT: serve both models' images resampled to this size "
-        "(needed when their sizes differ).",
-    )
+
+    field_order = ["name", "title", "kind", "prompt_set", "model_a", "model_b"]  # then the other settings
+
+    def settings(self) -> dict:
+        """The study's settings, as ``study_create`` takes them (None: left to the default)."""
+        return {setting.name: self.cleaned_data[setting.name] for setting in AT_CREATION}
 
     def model_versions(self) -> list[ModelVersion]:
         models = [self.cleaned_data["model_a"]]

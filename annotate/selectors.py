@@ -6,12 +6,12 @@ an allow-list of fields, never from a model, a catalog id or a task id.
 
 from functools import cache
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.urls import reverse
 
 from annotate.answers import AB_CHOICES
 from annotate.assignment import Progress, annotator_progress
-from annotate.models import Judgment, Lease, Study
+from annotate.models import ImageReport, Judgment, Lease, Study, Task
 from annotate.queries import PAYLOAD_QUESTIONS_SQL, PAYLOAD_SQL
 from evalhub import sql
 
@@ -116,21 +116,51 @@ def study_list() -> QuerySet[Study]:
 
 def study_progress(study: Study) -> dict:
     """How far a study is: tasks at N, judgments of N × tasks, annotators, reports."""
-    tasks = study.tasks.aggregate(
-        total=Count("pk"),
-        complete=Count("pk", filter=Q(judgment_count__gte=study.overlap)),
-        gold=Count("pk", filter=Q(is_gold=True)),
-    )
-    judgments = Judgment.objects.filter(task__study=study)
-    return {
-        "tasks": tasks["total"],
-        "tasks_complete": tasks["complete"],
-        "gold_tasks": tasks["gold"],
-        "judgments": judgments.count(),
-        "judgments_needed": tasks["total"] * study.overlap,
-        "annotators": judgments.values("annotator").distinct().count(),
-        "reports": study.tasks.filter(reports__isnull=False).count(),
+    return studies_progress([study])[study.pk]
+
+
+def studies_progress(studies: list[Study]) -> dict[int, dict]:
+    """``study_progress`` of each study, by id: three queries whatever their number."""
+    ids = [study.pk for study in studies]
+    tasks = {
+        row["study"]: row
+        for row in Task.objects.filter(study__in=ids)
+        .values("study")
+        .annotate(
+            total=Count("pk"),
+            complete=Count("pk", filter=Q(judgment_count__gte=F("study__overlap"))),
+            gold=Count("pk", filter=Q(is_gold=True)),
+        )
+        .order_by()
     }
+    judgments = {
+        row["task__study"]: row
+        for row in Judgment.objects.filter(task__study__in=ids)
+        .values("task__study")
+        .annotate(total=Count("pk"), annotators=Count("annotator", distinct=True))
+        .order_by()
+    }
+    reports = dict(
+        ImageReport.objects.filter(task__study__in=ids)
+        .values("task__study")
+        .annotate(total=Count("pk"))
+        .order_by()
+        .values_list("task__study", "total")
+    )
+    progress = {}
+    for study in studies:
+        task_counts = tasks.get(study.pk, {"total": 0, "complete": 0, "gold": 0})
+        judgment_counts = judgments.get(study.pk, {"total": 0, "annotators": 0})
+        progress[study.pk] = {
+            "tasks": task_counts["total"],
+            "tasks_complete": task_counts["complete"],
+            "gold_tasks": task_counts["gold"],
+            "judgments": judgment_counts["total"],
+            "judgments_needed": task_counts["total"] * study.overlap,
+            "annotators": judgment_counts["annotators"],
+            "reports": reports.get(study.pk, 0),
+        }
+    return progress
 
 
 def study_annotators(study: Study) -> list[dict]:

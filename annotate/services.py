@@ -21,17 +21,15 @@ from django.db.models import Count
 
 from annotate import errors
 from annotate.answers import answer_clean
-from annotate.display_size import ab_sizes_check, display_size_parse, resampled_images
+from annotate.display_size import ab_sizes_check, resampled_images
 from annotate.errors import Conflict, InvalidInput
 from annotate.exposure import exposures_record
 from annotate.models import AnnotatorTally, Judgment, Lease, Study, StudyModel, Task, TaskImage
+from annotate.study_settings import study_settings_clean
 from annotate.titles import annotator_text_check, neutral_title
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 
 IMAGES_PER_BEST_WORST = 5
-CRITERIA = (Task.Criterion.FLAWS, Task.Criterion.APPEAL)
-MAX_OVERLAP = 50
-LEASE_SECONDS_RANGE = (30, 3600)
 DEFAULT_GUIDELINES = {
     Study.Kind.BEST_WORST: (
         "Pick the best image (positive) and the worst image (negative) of the five. Visual "
@@ -55,54 +53,46 @@ def study_create(
     prompt_set: PromptSet,
     model_versions: list[ModelVersion],
     created_by=None,
-    criteria: tuple[str, ...] | list[str] = CRITERIA,
-    overlap: int = 5,
-    lease_seconds: int = 300,
-    image_index: int = 0,
-    guidelines: str = "",
-    skip_incomplete: bool = False,
-    title: str = "",
-    exposure: str | None = None,
-    display_size: str | None = None,
+    **settings,
 ) -> Study:
     """Create a study and all its tasks in one transaction.
 
     ``model_versions`` is ``[model]`` for best/worst, ``[A, B]`` for A/B and one or more
-    models for alignment. A prompt without the images a task needs is an error naming
-    it, unless ``skip_incomplete`` leaves such prompts out. ``title`` is what annotators
-    see (default: neutral, from the kind and criteria); ``exposure`` (A/B: ``isolated``
-    by default, or ``shared``) and ``display_size`` (A/B: ``"WxH"``, to serve both sides
-    resampled to one size) are A/B settings.
+    models for alignment. ``settings`` are the others of annotate.study_settings, each
+    checked there and defaulting as declared there: ``title`` (what annotators see;
+    default: neutral, from the kind and criteria), ``criteria``, ``overlap``,
+    ``lease_seconds``, ``image_index``, ``guidelines``, ``skip_incomplete`` (leave out
+    prompts without the images a task needs, instead of naming them in an error), and the
+    A/B settings ``exposure`` (``isolated`` or ``shared``) and ``display_size`` (``"WxH"``,
+    to serve both sides resampled to one size).
     """
-    _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds)
-    exposure = _exposure(kind, exposure)
-    size = display_size_parse(display_size)
-    if size is not None and kind != Study.Kind.AB:
-        raise InvalidInput(errors.DISPLAY_SIZE_NOT_AB)
-    config = {"image_index": image_index}
+    settings = study_settings_clean({"name": name, "kind": kind, **settings})
+    kind = settings["kind"]
+    _check_models(kind, model_versions)
+    config = {"image_index": settings["image_index"]}
     if kind == Study.Kind.AB:
-        config["criteria"] = list(dict.fromkeys(criteria))
-    if size is not None:
-        config["display_size"] = list(size)
-    title = title.strip() or neutral_title(kind, config.get("criteria", ()))
-    guidelines = guidelines.strip() or DEFAULT_GUIDELINES[kind]
+        config["criteria"] = settings["criteria"]
+    if settings["display_size"] is not None:
+        config["display_size"] = list(settings["display_size"])
+    title = settings["title"] or neutral_title(kind, config.get("criteria", ()))
+    guidelines = settings["guidelines"] or DEFAULT_GUIDELINES[kind]
     annotator_text_check(title=title, guidelines=guidelines)
     written: list[str] = []
     try:
         return _study_create(
             written,
-            name=name,
+            name=settings["name"],
             title=title,
             kind=kind,
             prompt_set=prompt_set,
             model_versions=model_versions,
             created_by=created_by,
-            overlap=overlap,
-            lease_seconds=lease_seconds,
-            exposure=exposure,
+            overlap=settings["overlap"],
+            lease_seconds=settings["lease_seconds"],
+            exposure=settings["exposure"] or "",
             config=config,
             guidelines=guidelines,
-            skip_incomplete=skip_incomplete,
+            skip_incomplete=settings["skip_incomplete"],
         )
     except BaseException:
         # Resampled images are files: they leave with the rows that named them.
@@ -116,7 +106,7 @@ def _study_create(written: list[str], *, name, model_versions, skip_incomplete, 
     kind = fields["kind"]
     try:
         with transaction.atomic():
-            study = Study.objects.create(name=name.strip(), **fields)
+            study = Study.objects.create(name=name, **fields)
     except IntegrityError:
         raise InvalidInput(errors.STUDY_NAME_TAKEN.format(name=name)) from None
     roles = "AB" if kind == Study.Kind.AB else ""
@@ -178,32 +168,22 @@ def study_recount(*, study_id: int) -> int:
 
 @transaction.atomic
 def study_update(*, study: Study, **changes) -> Study:
-    """Change ``status``, ``overlap``, ``lease_seconds``, ``guidelines``, ``name`` or ``title``.
+    """Change the settings annotate.study_settings declares changeable: ``status``,
+    ``overlap``, ``lease_seconds``, ``guidelines``, ``name`` or ``title``.
 
     The overlap is fixed once a judgment exists: changing it would change what the
     judgments already collected count towards. The title and guidelines are checked like
     at creation: annotators read them.
     """
     study = Study.objects.select_for_update().get(pk=study.pk)
-    if "title" in changes:
-        changes["title"] = changes["title"].strip()
-        if not changes["title"]:
-            raise InvalidInput(errors.TITLE_EMPTY)
+    changes = study_settings_clean(changes, kind=study.kind)
     if "guidelines" in changes:
-        changes["guidelines"] = changes["guidelines"].strip() or DEFAULT_GUIDELINES[study.kind]
+        changes["guidelines"] = changes["guidelines"] or DEFAULT_GUIDELINES[study.kind]
     annotator_text_check(**{field: changes[field] for field in ("title", "guidelines") if field in changes})
     if "overlap" in changes and changes["overlap"] != study.overlap:
         if study.tasks.filter(judgment_count__gt=0).exists():
             raise Conflict(errors.OVERLAP_LOCKED)
-        _check_range(
-            changes["overlap"], 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=changes["overlap"])
-        )
         # With no judgment yet, every task stays open whatever N is.
-    if "lease_seconds" in changes:
-        seconds = changes["lease_seconds"]
-        _check_range(seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=seconds))
-    if "status" in changes and changes["status"] not in Study.Status.values:
-        raise InvalidInput(f"status must be one of {', '.join(Study.Status.values)}")
     for field, value in changes.items():
         setattr(study, field, value)
     study.save()
@@ -226,9 +206,7 @@ def task_set_gold(*, study: Study, task_key: str, answer: dict | None) -> Task:
 # ---------------------------------------------------------------- validation
 
 
-def _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds) -> None:
-    if kind not in Study.Kind.values:
-        raise InvalidInput(f"kind must be one of {', '.join(Study.Kind.values)}")
+def _check_models(kind: str, model_versions: list[ModelVersion]) -> None:
     expected = {
         Study.Kind.BEST_WORST: (1, 1, "one model version"),
         Study.Kind.AB: (2, 2, "two model versions"),
@@ -242,32 +220,6 @@ def _check_study_settings(kind, model_versions, criteria, overlap, lease_seconds
         )
     if len({m.pk for m in model_versions}) != len(model_versions):
         raise InvalidInput(errors.SAME_MODEL_TWICE)
-    if kind == Study.Kind.AB:
-        if not criteria:
-            raise InvalidInput(errors.NO_CRITERIA)
-        for criterion in criteria:
-            if criterion not in CRITERIA:
-                raise InvalidInput(errors.UNKNOWN_CRITERION.format(criterion=criterion))
-    _check_range(overlap, 1, MAX_OVERLAP, errors.OVERLAP_RANGE.format(overlap=overlap))
-    _check_range(lease_seconds, *LEASE_SECONDS_RANGE, errors.LEASE_RANGE.format(seconds=lease_seconds))
-
-
-def _exposure(kind: str, exposure: str | None) -> str:
-    """The stored exposure setting: A/B studies are isolated unless told otherwise; the
-    other kinds reveal their images and have none."""
-    if kind != Study.Kind.AB:
-        if exposure:
-            raise InvalidInput(errors.EXPOSURE_NOT_AB.format(kind=Study.Kind(kind).label))
-        return ""
-    exposure = exposure or Study.Exposure.ISOLATED
-    if exposure not in Study.Exposure.values:
-        raise InvalidInput(errors.UNKNOWN_EXPOSURE.format(exposure=exposure))
-    return exposure
-
-
-def _check_range(value, low, high, message) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidInput(message)
 
 
 def _missing(prompts, model, what) -> InvalidInput:

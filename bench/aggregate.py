@@ -115,7 +115,7 @@ def main() -> int:
     from django.core.management import call_command
 
     from annotate.models import Judgment, Study
-    from evalhub.results.winrate_formats import FORMATS, render
+    from evalhub.results.winrate_formats import FORMATS, render_table
     from evalhub.results.winrates import ab_comparison
 
     call_command("migrate", verbosity=0)
@@ -128,7 +128,7 @@ def main() -> int:
     started = time.perf_counter()
     comparison = ab_comparison(study)
     aggregated = time.perf_counter() - started
-    sizes = {fmt: len(render([comparison], fmt)) for fmt in FORMATS}
+    sizes = {fmt: len(render_table([comparison], fmt)) for fmt in FORMATS}
     total = time.perf_counter() - started
     print(f"aggregation (majority of every task, shares, intervals, sign test): {aggregated:.2f} s")
     print(

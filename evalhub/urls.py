@@ -15,6 +15,7 @@ urlpatterns = [
     path("results/", include("evalhub.results.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("annotate.api_urls")),
+    path("api/", include("evalhub.results.api_urls")),
     path("api/", include("evalhub.jobs.api_urls")),
     path("jobs/", include("evalhub.jobs.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -4,6 +4,7 @@ from evalhub.results import views
 
 app_name = "results"
 urlpatterns = [
+    path("studies/<int:pk>/", views.study_page, name="study"),
     path("studies/<int:pk>/winrates.<str:fmt>", views.winrates, name="winrates"),
     path("studies/<int:pk>/judgments.csv", views.judgments, name="judgments"),
 ]

@@ -259,7 +259,7 @@ def to_png(comparisons: list[Comparison]) -> bytes:
 RENDERERS = {"csv": to_csv, "md": to_markdown, "tex": to_latex, "json": to_json, "png": to_png}
 
 
-def render(comparisons: list[Comparison], fmt: str) -> str | bytes:
+def render_table(comparisons: list[Comparison], fmt: str) -> str | bytes:
     if fmt not in RENDERERS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     return RENDERERS[fmt](comparisons)

@@ -139,12 +139,12 @@ def test_the_study_page_says_how_many_tasks_are_blocked_and_why(client, alice, a
     """The researcher reads the count, the reason and what to do."""
     take_all(alignment, annotators[0])
     client.force_login(alice)
-    page = client.get(reverse("annotate:study_detail", args=[ab.pk])).content.decode()
+    page = client.get(reverse("results:study", args=[ab.pk])).content.decode()
     assert "6 of 6 open tasks cannot get their 5 judgments" in page
     assert "6 because of exposure control: 1 annotator" in page
     assert "saw their images with the prompt or in a one-model study" in page
     assert "exposure: shared" in page
-    other = client.get(reverse("annotate:study_detail", args=[alignment.pk])).content.decode()
+    other = client.get(reverse("results:study", args=[alignment.pk])).content.decode()
     assert "because too few annotators are left" in other and "exposure control" not in other
 
 

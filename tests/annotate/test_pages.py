@@ -28,7 +28,7 @@ def test_a_researcher_creates_a_study_from_the_form(client, alice, prompt_set, m
         },
     )
     study = Study.objects.get()
-    assert response.status_code == 302 and response.url == reverse("annotate:study_detail", args=[study.pk])
+    assert response.status_code == 302 and response.url == reverse("results:study", args=[study.pk])
     assert study.tasks.count() == 3
     page = client.get(response.url).content.decode()
     assert "A = " in page and "B = " in page and "0 / 15" in page
@@ -72,7 +72,7 @@ def test_the_study_page_shows_progress_and_gold_accuracy(client, alice, annotato
             answer={"positive": positive, "negative": 1},
         )
     client.force_login(alice)
-    page = client.get(reverse("annotate:study_detail", args=[study.pk])).content.decode()
+    page = client.get(reverse("results:study", args=[study.pk])).content.decode()
     assert "3 / 3" in page
     assert "67%" in page
 
@@ -98,7 +98,7 @@ def test_annotators_cannot_open_research_pages(client, bob, prompt_set, model_a)
     for url in (
         reverse("annotate:study_list"),
         reverse("annotate:study_create"),
-        reverse("annotate:study_detail", args=[study.pk]),
+        reverse("results:study", args=[study.pk]),
     ):
         assert client.get(url).status_code == 403
     assert (
@@ -128,3 +128,12 @@ def test_the_annotator_home_lists_open_studies_with_progress(client, bob, alice,
     assert reverse("annotate:label", args=[open_study.pk]) in page
     client.force_login(alice)
     assert client.get(reverse("annotate:home")).status_code == 403
+
+
+def test_the_old_study_url_leads_to_the_study_page(client, alice, prompt_set, model_a):
+    """A study's page is the results app's now; links to the old address follow."""
+    study = study_create(name="bw", kind="best_worst", prompt_set=prompt_set, model_versions=[model_a])
+    client.force_login(alice)
+    response = client.get(f"/annotate/research/studies/{study.pk}/")
+    assert response.status_code == 301 and response["Location"] == f"/results/studies/{study.pk}/"
+    assert client.get(response["Location"]).status_code == 200

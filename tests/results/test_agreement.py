@@ -68,7 +68,7 @@ def test_an_annotator_without_complete_items_has_no_agreement_figure(client, ali
     vote(small_study, {small_study.tasks.first(): ["A", "B"]})
     assert annotator_stats(small_study, "plurality")["agreement_with_majority"].tolist() == [None, None]
     client.force_login(alice)
-    page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
+    page = client.get(f"/results/studies/{small_study.pk}/").content.decode()
     assert '<td class="num">%</td>' not in page
 
 
@@ -85,7 +85,7 @@ def test_the_median_time_per_task_is_the_time_on_screen(client, alice, small_stu
     assert stats.loc["voter0", "median_seconds"] == pytest.approx(5.0)
     assert stats.loc["voter1", "median_seconds"] is None
     client.force_login(alice)
-    page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
+    page = client.get(f"/results/studies/{small_study.pk}/").content.decode()
     assert "Median s on screen / task" in page and '<td class="num">5.0</td>' in page
 
 
@@ -93,7 +93,7 @@ def test_the_study_page_shows_agreement(client, alice, small_study):
     """Kappa and each annotator's agreement with the majority appear on the study page."""
     vote(small_study, {t: ["A", "A", "A", "A", "B"] for t in small_study.tasks.all()})
     client.force_login(alice)
-    page = client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
+    page = client.get(f"/results/studies/{small_study.pk}/").content.decode()
     assert "Fleiss' κ" in page
     assert "100%" in page and "0%" in page
 

@@ -10,7 +10,7 @@ from django.utils.html import escape
 from PIL import Image
 
 from evalhub.results.ab_outcomes import NO_COMPLETE, ResultsError, ab_task_outcomes
-from evalhub.results.winrate_formats import CHART_TITLE, PROVISIONAL_NOTE, render, to_csv
+from evalhub.results.winrate_formats import CHART_TITLE, PROVISIONAL_NOTE, render_table, to_csv
 from evalhub.results.winrates import ab_comparison
 from tests.results.conftest import MODEL_A, MODEL_B, ab_study, vote
 
@@ -63,7 +63,7 @@ def test_an_all_tie_study_has_no_sign_test(small_study):
     vote(small_study, {task: TIE for task in tasks_of(small_study)})
     (flaws,) = ab_comparison(small_study).criteria
     assert (flaws.tie.share, flaws.a_wins.share, flaws.p_value) == (1.0, 0.0, None)
-    assert "—" in render([ab_comparison(small_study)], "md")
+    assert "—" in render_table([ab_comparison(small_study)], "md")
 
 
 def test_incomplete_items_are_left_out_and_reported(small_study):
@@ -174,7 +174,7 @@ def test_the_command_reports_unknown_studies_and_formats(small_study, tmp_path):
 def test_the_study_page_shows_the_table_and_chart(client, alice, table_1_study):
     """The researcher's study page shows the shares, links every format and embeds the chart."""
     client.force_login(alice)
-    page = client.get(f"/annotate/research/studies/{table_1_study.pk}/").content.decode()
+    page = client.get(f"/results/studies/{table_1_study.pk}/").content.decode()
     assert "64.2%" in page and "26.5%" in page and "9.3%" in page
     for fmt in ("csv", "md", "tex", "json", "png"):
         assert f"/results/studies/{table_1_study.pk}/winrates.{fmt}" in page
@@ -191,10 +191,7 @@ def test_downloads_are_for_researchers_and_explain_an_empty_study(client, alice,
     client.force_login(alice)
     response = client.get(f"/results/studies/{small_study.pk}/winrates.csv")
     assert response.status_code == 409 and "has no decided items yet" in response.content.decode()
-    assert (
-        "has no decided items yet"
-        in client.get(f"/annotate/research/studies/{small_study.pk}/").content.decode()
-    )
+    assert "has no decided items yet" in client.get(f"/results/studies/{small_study.pk}/").content.decode()
 
 
 def test_the_api_serves_the_table_to_researchers_only(client, alice, bob, table_1_study, small_study):
@@ -224,16 +221,18 @@ def test_every_format_labels_a_provisional_table(running_study):
     assert to_csv(final).splitlines()[0].endswith(",items,incomplete,provisional")
     assert to_csv(final).splitlines()[1].endswith(",6,5,false")
     assert to_csv(running).splitlines()[1].endswith(",6,5,true")
-    assert f"**{PROVISIONAL_NOTE}**" in render(running, "md")
-    assert PROVISIONAL_NOTE not in render(final, "md")
-    assert "| 1 | 0 | 6 | 5 |" in render(final, "md") and "| 2 | 0 | 6 | 5 |" in render(running, "md")
-    assert r"\textit{Provisional: " in render(running, "tex")
-    assert "Provisional" not in render(final, "tex")
-    assert [json.loads(render(c, "json"))[0]["provisional"] for c in (final, running)] == [False, True]
-    assert json.loads(render(running, "json"))[0]["criteria"][0]["incomplete"] == 5
-    with Image.open(io.BytesIO(render(running, "png"))) as chart:
+    assert f"**{PROVISIONAL_NOTE}**" in render_table(running, "md")
+    assert PROVISIONAL_NOTE not in render_table(final, "md")
+    assert "| 1 | 0 | 6 | 5 |" in render_table(final, "md") and "| 2 | 0 | 6 | 5 |" in render_table(
+        running, "md"
+    )
+    assert r"\textit{Provisional: " in render_table(running, "tex")
+    assert "Provisional" not in render_table(final, "tex")
+    assert [json.loads(render_table(c, "json"))[0]["provisional"] for c in (final, running)] == [False, True]
+    assert json.loads(render_table(running, "json"))[0]["criteria"][0]["incomplete"] == 5
+    with Image.open(io.BytesIO(render_table(running, "png"))) as chart:
         assert chart.text["Title"] == f"{CHART_TITLE}. {PROVISIONAL_NOTE}"
-    with Image.open(io.BytesIO(render(final, "png"))) as chart:
+    with Image.open(io.BytesIO(render_table(final, "png"))) as chart:
         assert chart.text["Title"] == CHART_TITLE
 
 
@@ -261,7 +260,7 @@ def test_the_command_writes_a_provisional_table_on_request(running_study, tmp_pa
 def test_the_page_shows_the_incomplete_count_and_links_the_provisional_view(client, alice, running_study):
     """Complete items by default with the incomplete count; ?provisional=1 is labelled and links back."""
     client.force_login(alice)
-    url = f"/annotate/research/studies/{running_study.pk}/"
+    url = f"/results/studies/{running_study.pk}/"
     page = client.get(url).content.decode()
     assert "5 of 6" in page and 'href="?provisional=1"' in page and PROVISIONAL_NOTE not in page
     assert f"/results/studies/{running_study.pk}/winrates.csv?provisional=1" not in page
@@ -295,9 +294,9 @@ def test_without_complete_items_every_view_points_to_the_provisional_one(client,
     vote(study, {tasks_of(study)[0]: ["B", "B"]})
     message = NO_COMPLETE.format(name="early", complete=0, items=4, overlap=5, incomplete=4, started=1)
     client.force_login(alice)
-    page = client.get(f"/annotate/research/studies/{study.pk}/").content.decode()
+    page = client.get(f"/results/studies/{study.pk}/").content.decode()
     assert escape(message) in page and 'href="?provisional=1"' in page
     response = client.get(f"/results/studies/{study.pk}/winrates.md")
     assert (response.status_code, response.content.decode()) == (409, message)
     assert client.get(f"/api/studies/{study.pk}/winrates/").json() == {"detail": message}
-    assert "100.0%" in client.get(f"/annotate/research/studies/{study.pk}/?provisional=1").content.decode()
+    assert "100.0%" in client.get(f"/results/studies/{study.pk}/?provisional=1").content.decode()

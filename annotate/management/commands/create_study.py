@@ -1,20 +1,68 @@
-"""``python manage.py create_study NAME --kind ab --prompt-set SET --model A --model B``"""
+"""``python manage.py create_study NAME --kind ab --prompt-set SET --model A --model B``
+
+The study's settings are options built from their declarations (annotate.study_settings):
+``--overlap``, ``--lease-seconds``, ``--criteria flaws,appeal`` and so on; each one not
+given takes the declared default.
+"""
+
+import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import AnnotationError
-from annotate.models import Study
 from annotate.services import study_create
+from annotate.study_settings import AT_CREATION, NAME, Setting
 from evalhub.catalog.models import ModelVersion, PromptSet
+
+
+def add_setting_option(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    """``--lease-seconds`` for ``lease_seconds``: typed, with the setting's help and default;
+    the service checks the value (and words the refusal) like any other path's."""
+    flag = "--" + setting.name.replace("_", "-")
+    if setting.type is bool:
+        parser.add_argument(flag, action="store_true", default=None, help=setting.help)
+        return
+    metavar = None
+    if setting.choices:
+        metavar = ",".join(setting.values) if setting.type is list else "{" + ",".join(setting.values) + "}"
+    parser.add_argument(
+        flag,
+        type=_parse(setting),
+        required=setting.required,
+        default=None,
+        metavar=metavar,
+        help=f"{setting.help}{_default(setting)}",
+    )
+
+
+def _parse(setting: Setting):
+    """A command-line word as the setting's type: an int, or a comma-separated list."""
+
+    def parse(word: str):
+        if setting.type is int:
+            try:
+                return int(word)
+            except ValueError:
+                raise argparse.ArgumentTypeError(setting.invalid(word)) from None
+        if setting.type is list:
+            return [item.strip() for item in word.split(",") if item.strip()]
+        return word
+
+    return parse
+
+
+def _default(setting: Setting) -> str:
+    if setting.required or setting.elsewhere or setting.default in (None, ""):
+        return ""
+    return f" (default: {','.join(setting.default) if setting.type is list else setting.default})"
 
 
 class Command(BaseCommand):
     help = "Create an annotation study with its tasks."
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("--kind", required=True, choices=Study.Kind.values)
-        parser.add_argument("--prompt-set", required=True)
+        parser.add_argument("name", help=NAME.help)
+        parser.add_argument("--prompt-set", required=True, help="The prompt set's name.")
         parser.add_argument(
             "--model",
             action="append",
@@ -23,48 +71,11 @@ class Command(BaseCommand):
             help="Model version name; give it once for best/worst, twice (A then B) for A/B, "
             "once or more for alignment.",
         )
-        parser.add_argument("--criteria", default="flaws,appeal", help="A/B: comma-separated flaws, appeal.")
-        parser.add_argument("--overlap", type=int, default=5, help="Annotators per task (N).")
-        parser.add_argument("--lease-seconds", type=int, default=300)
-        parser.add_argument(
-            "--image-index", type=int, default=0, help="A/B and alignment: which image is shown."
-        )
-        parser.add_argument(
-            "--title", default="", help="What annotators see (default: a neutral title from the kind)."
-        )
-        parser.add_argument("--guidelines", default="")
-        parser.add_argument(
-            "--exposure",
-            choices=Study.Exposure.values,
-            help="A/B: isolated (default) or shared; see docs/researchers.md.",
-        )
-        parser.add_argument(
-            "--display-size", default="", help="A/B: WIDTHxHEIGHT to serve both sides resampled to one size."
-        )
-        parser.add_argument(
-            "--skip-incomplete",
-            action="store_true",
-            help="Leave out prompts without the images a task needs.",
-        )
+        for setting in AT_CREATION:
+            if setting is not NAME:
+                add_setting_option(parser, setting)
 
-    def handle(
-        self,
-        *args,
-        name,
-        kind,
-        prompt_set,
-        models,
-        criteria,
-        overlap,
-        lease_seconds,
-        image_index,
-        guidelines,
-        skip_incomplete,
-        title,
-        exposure,
-        display_size,
-        **options,
-    ):
+    def handle(self, *args, prompt_set, models, **options):
         target = PromptSet.objects.filter(name=prompt_set).first()
         if target is None:
             raise CommandError(f"no prompt set named {prompt_set!r}")
@@ -76,19 +87,9 @@ class Command(BaseCommand):
             versions.append(version)
         try:
             study = study_create(
-                name=name,
-                kind=kind,
                 prompt_set=target,
                 model_versions=versions,
-                criteria=[c.strip() for c in criteria.split(",") if c.strip()],
-                overlap=overlap,
-                lease_seconds=lease_seconds,
-                image_index=image_index,
-                guidelines=guidelines,
-                skip_incomplete=skip_incomplete,
-                title=title,
-                exposure=exposure,
-                display_size=display_size,
+                **{setting.name: options[setting.name] for setting in AT_CREATION},
             )
         except AnnotationError as exc:
             raise CommandError(exc.message) from None

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.models import Study
 from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.command_options import add_decision_options
-from evalhub.results.winrate_formats import FORMATS, render
+from evalhub.results.winrate_formats import FORMATS, render_table
 from evalhub.results.winrates import ab_comparison
 
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         out.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
-            content = render(comparisons, fmt)
+            content = render_table(comparisons, fmt)
             path = out / f"winrates.{fmt}"
             path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
             self.stdout.write(f"wrote {path}")

@@ -1,0 +1,314 @@
+"""A study's settings, each declared once (STYLE 12): type, bounds or choices, default,
+help, and the kinds of study it applies to.
+
+The researcher's form (annotate.forms), the API's input serializers (annotate.api) and the
+options of ``create_study`` are built from these declarations, and the service checks
+every study it creates or changes with ``study_settings_clean``. So every path accepts and
+refuses the same values, with the same messages (annotate.errors). A study's prompt set
+and model versions are not settings: each path names them its own way.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from annotate import errors
+from annotate.errors import InvalidInput
+from annotate.models import Study, Task
+
+REQUIRED = object()  # the default of a setting that must be given
+ALL_KINDS = tuple(Study.Kind.values)
+SIDE_RANGE = (8, 4096)  # a display size's width and height, in pixels
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a study.
+
+    ``type`` is int, bool, str, or list (a list of ``choices``). ``invalid(value)`` words
+    the refusal of a value out of bounds, out of the choices or (with a ``pattern``)
+    malformed; settings checked by their type alone have none. An empty value ("" or [])
+    stands for the default where ``blank``, and is refused otherwise, in the words of
+    ``empty`` if set. On a change to an existing study ``empty`` refuses it even where
+    ``blank``: a title is made from the kind only at creation. In a study of a kind
+    outside ``kinds`` the setting is ignored, or refused with ``elsewhere`` if set.
+    """
+
+    name: str
+    type: type
+    help: str
+    invalid: Callable[[Any], str] | None = None
+    default: Any = REQUIRED
+    label: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    low: int | None = None
+    high: int | None = None
+    max_length: int | None = None
+    pattern: re.Pattern | None = None  # a text of whole numbers, each from low to high
+    blank: bool = False
+    empty: str = ""
+    kinds: tuple[str, ...] = ALL_KINDS
+    elsewhere: str = ""
+    at_creation: bool = True
+    changeable: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def values(self) -> list[str]:
+        return [value for value, _ in self.choices]
+
+    @property
+    def too_long(self) -> str:
+        return errors.TOO_LONG.format(setting=self.name, max_length=self.max_length)
+
+    def check(self, value: Any) -> Any:
+        """The value checked against the declaration, whatever the kind: text stripped, a
+        list without repeats, a ``pattern`` as its tuple of numbers (None for empty)."""
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise InvalidInput(
+                    errors.WRONG_TYPE.format(setting=self.name, expected="true or false", value=value)
+                )
+            return value
+        if self.type is int:
+            if not isinstance(value, int) or isinstance(value, bool) or not self._within(value):
+                raise InvalidInput(self.invalid(value))
+            return value
+        if self.type is list:
+            if isinstance(value, str) or not isinstance(value, list | tuple):
+                raise InvalidInput(
+                    errors.WRONG_TYPE.format(setting=self.name, expected="a list", value=value)
+                )
+            for item in value:
+                self._choose(item)
+            return list(dict.fromkeys(value))
+        if not isinstance(value, str):
+            raise InvalidInput(errors.WRONG_TYPE.format(setting=self.name, expected="a text", value=value))
+        text = value.strip()
+        if self.max_length is not None and len(text) > self.max_length:
+            raise InvalidInput(self.too_long)
+        if self.choices and text:
+            self._choose(text)
+        if self.pattern is not None:
+            return self._numbers(value, text) if text else None
+        return text
+
+    def validate(self, value: Any) -> None:
+        """``check`` as a Django validator, for the form's and the serializers' fields."""
+        try:
+            self.check(value)
+        except InvalidInput as exc:
+            raise ValidationError(exc.message) from None
+
+    def _within(self, number: int) -> bool:
+        return (self.low is None or number >= self.low) and (self.high is None or number <= self.high)
+
+    def _choose(self, value: Any) -> None:
+        if value not in self.values:
+            raise InvalidInput(self.invalid(value))
+
+    def _numbers(self, value: str, text: str) -> tuple[int, ...]:
+        match = self.pattern.fullmatch(text)
+        if match is None or not all(self._within(int(number)) for number in match.groups()):
+            raise InvalidInput(self.invalid(value))
+        return tuple(int(number) for number in match.groups())
+
+    def applies_to(self, kind: str) -> bool:
+        return kind in self.kinds
+
+
+NAME = Setting(
+    "name",
+    str,
+    "The researchers' name; annotators never see it.",
+    max_length=200,
+    empty=errors.NAME_EMPTY,
+    changeable=True,
+)
+TITLE = Setting(
+    "title",
+    str,
+    "What annotators see; leave empty for a neutral title from the kind and criteria. "
+    "It must not name a model version.",
+    default="",
+    label="Title for annotators",
+    max_length=200,
+    blank=True,
+    empty=errors.TITLE_EMPTY,
+    changeable=True,
+)
+KIND = Setting(
+    "kind",
+    str,
+    "What a task is: the best and the worst of five images, an A/B comparison, or "
+    "questions about one image (text alignment).",
+    invalid=lambda value: errors.NOT_ONE_OF.format(
+        setting="kind", choices=", ".join(Study.Kind.values), value=value
+    ),
+    choices=tuple(Study.Kind.choices),
+)
+CRITERIA = Setting(
+    "criteria",
+    list,
+    "A/B only: what each pair is judged on, one task per criterion.",
+    invalid=lambda value: errors.UNKNOWN_CRITERION.format(criterion=value),
+    default=[Task.Criterion.FLAWS.value, Task.Criterion.APPEAL.value],
+    choices=tuple(Task.Criterion.choices),
+    empty=errors.NO_CRITERIA,
+    kinds=(Study.Kind.AB,),
+)
+OVERLAP = Setting(
+    "overlap",
+    int,
+    "Annotators per task (N); it can change until the first judgment.",
+    invalid=lambda value: errors.OVERLAP_RANGE.format(overlap=value),
+    default=5,
+    low=1,
+    high=50,
+    changeable=True,
+)
+LEASE_SECONDS = Setting(
+    "lease_seconds",
+    int,
+    "How long a task stays with an annotator without a heartbeat, in seconds.",
+    invalid=lambda value: errors.LEASE_RANGE.format(seconds=value),
+    default=300,
+    low=30,
+    high=3600,
+    changeable=True,
+)
+IMAGE_INDEX = Setting(
+    "image_index",
+    int,
+    "A/B and alignment: which of a prompt's images is shown, by index.",
+    invalid=lambda value: errors.IMAGE_INDEX_RANGE.format(index=value),
+    default=0,
+    low=0,
+    kinds=(Study.Kind.AB, Study.Kind.ALIGNMENT),
+)
+GUIDELINES = Setting(
+    "guidelines",
+    str,
+    "What annotators read before they start; leave empty for the default guidelines of "
+    "the kind. They must not name a model version.",
+    default="",
+    blank=True,
+    changeable=True,
+)
+SKIP_INCOMPLETE = Setting(
+    "skip_incomplete",
+    bool,
+    "Leave out prompts without the images a task needs, instead of refusing the study.",
+    default=False,
+)
+EXPOSURE = Setting(
+    "exposure",
+    str,
+    "A/B only. isolated (the default): nobody judges an image blind that they saw with "
+    "its prompt or in a one-model study, nor the reverse (needs a larger annotator pool). "
+    "shared: no such rule. See docs/researchers.md.",
+    invalid=lambda value: errors.UNKNOWN_EXPOSURE.format(exposure=value),
+    default=Study.Exposure.ISOLATED.value,
+    choices=tuple(Study.Exposure.choices),
+    blank=True,
+    kinds=(Study.Kind.AB,),
+    elsewhere=errors.EXPOSURE_NOT_AB,
+)
+DISPLAY_SIZE = Setting(
+    "display_size",
+    str,
+    "A/B only, as WIDTHxHEIGHT: serve both models' images resampled to this size "
+    "(needed when their sizes differ).",
+    invalid=lambda value: errors.DISPLAY_SIZE_FORMAT.format(
+        low=SIDE_RANGE[0], high=SIDE_RANGE[1], value=value
+    ),
+    default=None,
+    low=SIDE_RANGE[0],
+    high=SIDE_RANGE[1],
+    pattern=re.compile(r"(\d{1,5})\s*[x×]\s*(\d{1,5})"),
+    blank=True,
+    kinds=(Study.Kind.AB,),
+    elsewhere=errors.DISPLAY_SIZE_NOT_AB,
+)
+STATUS = Setting(
+    "status",
+    str,
+    "open; paused: no new tasks, answers in flight are kept; closed.",
+    invalid=lambda value: errors.NOT_ONE_OF.format(
+        setting="status", choices=", ".join(Study.Status.values), value=value
+    ),
+    choices=tuple(Study.Status.choices),
+    at_creation=False,
+    changeable=True,
+)
+SETTINGS = (
+    NAME,
+    TITLE,
+    KIND,
+    CRITERIA,
+    OVERLAP,
+    LEASE_SECONDS,
+    IMAGE_INDEX,
+    GUIDELINES,
+    SKIP_INCOMPLETE,
+    EXPOSURE,
+    DISPLAY_SIZE,
+    STATUS,
+)
+AT_CREATION = tuple(setting for setting in SETTINGS if setting.at_creation)
+CHANGEABLE = tuple(setting for setting in SETTINGS if setting.changeable)
+
+
+def study_settings_clean(values: dict[str, Any], *, kind: str | None = None) -> dict[str, Any]:
+    """Check a study's settings (name → value; None: not given) against their declarations
+    and return them checked.
+
+    Without ``kind``, a new study's: every setting at creation, the defaults filled in for
+    those not given, ``kind`` among them. With the ``kind`` of an existing study, changes:
+    changeable settings only, those given. Raises InvalidInput with the message users see.
+    """
+    creating = kind is None
+    settings = AT_CREATION if creating else CHANGEABLE
+    unknown = set(values) - {setting.name for setting in settings}
+    if unknown:
+        raise TypeError(
+            f"not a setting {'at creation' if creating else 'that can change'}: {sorted(unknown)}"
+        )
+    if creating:
+        kind = _value(KIND, values.get("kind"), kind="", creating=True)
+    cleaned = {}
+    for setting in settings:
+        if creating or values.get(setting.name) is not None:
+            cleaned[setting.name] = _value(setting, values.get(setting.name), kind=kind, creating=creating)
+    return cleaned
+
+
+def _value(setting: Setting, value: Any, *, kind: str, creating: bool) -> Any:
+    """A setting's value in a study of this kind ("": any kind): the value given, checked,
+    or the default it stands for."""
+    applies = not kind or setting.applies_to(kind)
+    if value is not None:
+        value = setting.check(value)
+        if value not in ("", [], None):
+            if not applies and setting.elsewhere:
+                raise InvalidInput(setting.elsewhere.format(kind=Study.Kind(kind).label))
+            return value
+        if applies and not (setting.blank and (creating or not setting.empty)):
+            raise InvalidInput(setting.empty or setting.invalid(value))
+    return _default(setting, applies)
+
+
+def _default(setting: Setting, applies: bool) -> Any:
+    """The value of a setting not given, or given empty: its default, but None where the
+    kind refuses the setting."""
+    if setting.required:
+        raise InvalidInput(setting.empty or setting.invalid(None))
+    if setting.default is None or not applies and setting.elsewhere:
+        return None
+    return setting.check(setting.default)
