@@ -24,14 +24,11 @@ import pandas as pd
 from django.db.models import Count, F, Q
 
 from annotate.models import Study
+from evalhub.results.errors import ResultsError
 from evalhub.results.judged import study_judgments
 from evalhub.results.majority import majority
 
 OUTCOMES = ("A", "tie", "B", "reject")
-
-
-class ResultsError(Exception):
-    """A table cannot be computed; the message says why, for the researcher."""
 
 
 NOT_AB = "study {name!r} is not an A/B study"

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from annotate.models import Study
 from annotate.permissions import IsResearcher
-from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.errors import ResultsError
 from evalhub.results.views import provisional_requested
 from evalhub.results.winrate_formats import to_json
 from evalhub.results.winrates import ab_comparison

@@ -16,7 +16,7 @@ from django.db.models import F
 from django.db.models.fields.json import KeyTextTransform
 
 from annotate.models import Study, TaskImage
-from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.errors import ResultsError
 from evalhub.results.judged import study_judgments, study_task_counts
 
 NOT_BEST_WORST = "study {name!r} is not a best/worst-of-five study"

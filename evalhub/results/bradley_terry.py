@@ -18,7 +18,7 @@ from scipy.special import log_expit
 
 from annotate.models import Study
 from evalhub.catalog.models import ModelVersion
-from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.errors import ResultsError
 from evalhub.results.majority import majority_rule
 from evalhub.results.winrates import ab_decided_outcomes
 

@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
 from annotate.models import Study
-from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.best_worst import best_worst_votes, decided_pairs, task_completion, task_images
+from evalhub.results.errors import ResultsError
 
 NO_PAIRS = (
     "study {name!r} has no decided winner/loser pair yet ({incomplete} of {tasks} tasks still lack "

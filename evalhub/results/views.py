@@ -9,8 +9,8 @@ from annotate import selectors
 from annotate.exposure import study_exposure_blocks
 from annotate.models import Study
 from evalhub.accounts.decorators import permission_page
-from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.agreement import annotator_stats, study_agreement
+from evalhub.results.errors import ResultsError
 from evalhub.results.judgments_csv import judgments_csv
 from evalhub.results.majority import majority_rule
 from evalhub.results.winrate_formats import FORMATS, PROVISIONAL_NOTE, render_table

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from annotate.models import Study
-from evalhub.results.ab_outcomes import NO_COMPLETE, NO_DECIDED, ResultsError, ab_task_outcomes
+from evalhub.results.ab_outcomes import NO_COMPLETE, NO_DECIDED, ab_task_outcomes
 from evalhub.results.alignment import AlignmentRate, alignment_rates, alignment_study_for
+from evalhub.results.errors import ResultsError
 from evalhub.results.judged import study_task_counts
 from evalhub.results.majority import RULES, majority_rule
 from evalhub.results.reliability import ab_dawid_skene_outcomes

@@ -6,8 +6,8 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.bradley_terry import NO_COMPARISONS, NO_COMPLETE_HINT, leaderboard
+from evalhub.results.errors import ResultsError
 from evalhub.results.management.commands.leaderboard import COMPLETE_ONLY, PROVISIONAL
 from tests.results.conftest import ab_study, vote
 

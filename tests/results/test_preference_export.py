@@ -15,7 +15,7 @@ from annotate.services import study_create
 from evalhub.catalog.image_import import generated_images_import
 from evalhub.catalog.image_sources import DirectorySource
 from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
-from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.errors import ResultsError
 from evalhub.results.preference_export import NO_PAIRS, content_hash, preference_pairs_export
 from tests.factories import PromptFactory, PromptSetFactory, png_bytes
 from tests.results.test_best_worst import judge

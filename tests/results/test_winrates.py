@@ -9,7 +9,8 @@ from django.core.management import CommandError, call_command
 from django.utils.html import escape
 from PIL import Image
 
-from evalhub.results.ab_outcomes import NO_COMPLETE, ResultsError, ab_task_outcomes
+from evalhub.results.ab_outcomes import NO_COMPLETE, ab_task_outcomes
+from evalhub.results.errors import ResultsError
 from evalhub.results.winrate_formats import CHART_TITLE, PROVISIONAL_NOTE, render_table, to_csv
 from evalhub.results.winrates import ab_comparison
 from tests.results.conftest import MODEL_A, MODEL_B, ab_study, vote

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Study
-from evalhub.results.ab_outcomes import ResultsError
+from evalhub.results.errors import ResultsError
 from evalhub.results.preference_export import preference_pairs_export
 
 

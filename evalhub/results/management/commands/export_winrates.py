@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Study
-from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.command_options import add_decision_options
+from evalhub.results.errors import ResultsError
 from evalhub.results.winrate_formats import FORMATS, render_table
 from evalhub.results.winrates import ab_comparison
 

@@ -3,9 +3,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evalhub.results.ab_outcomes import ResultsError
 from evalhub.results.bradley_terry import leaderboard
 from evalhub.results.command_options import add_decision_options
+from evalhub.results.errors import ResultsError
 from evalhub.results.majority import majority_rule
 
 COMPLETE_ONLY = "complete items only"
