@@ -1,41 +1,43 @@
 """``python -m training {train,generate,tiny}``.
 
-``train`` takes every :class:`~training.config.TrainConfig` field as an option (the
-``--help`` text comes from the dataclass), optionally starting from a JSON config file
-that the options then override.
+``train`` and ``generate`` take every field of :class:`~training.config.TrainConfig` and
+:class:`~training.generate.GenerateConfig` as an option, built from the field's
+declaration (:mod:`training.options`: type, choices, default, help). ``train`` can start
+from a JSON config file that the options then override.
 """
 
 import argparse
 import json
 import sys
-import types
-import typing
-from dataclasses import MISSING, fields
+from dataclasses import fields
 
 from training.config import ConfigError, TrainConfig
-from training.models import FAMILIES
+from training.generate import GenerateConfig, generate
+from training.options import Option
+from training.pipelines import FAMILIES
 
 
-def _base_type(annotation):
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return next(a for a in typing.get_args(annotation) if a is not type(None))
-    return annotation
+def _declared_options(config_class) -> list[Option]:
+    return [f.metadata["option"] for f in fields(config_class)]
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _base_type(f.type)
-        default = None if f.default is MISSING else f.default
-        help_text = f"{f.metadata['help']} ({'required' if default == '' else f'default: {default}'})"
-        if kind is bool:
-            parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-        else:
-            parser.add_argument(
-                flag, dest=f.name, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text
-            )
+def _add_option(parser: argparse.ArgumentParser, option: Option, *, required: bool = False) -> None:
+    """One ``--flag`` for ``option``; left out, it is ``None`` (the config's default)."""
+    help_text = f"{option.help} ({'required' if option.required else f'default: {option.default_text}'})"
+    if option.kind is bool:
+        parser.add_argument(
+            option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+        )
+    else:
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            type=option.kind,
+            default=None,
+            choices=option.choices or None,
+            required=required,
+            help=help_text,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,27 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(subparser=train)
     train.add_argument("--config", help="JSON file of options; command-line options override it")
-    _add_config_options(train)
+    for option in _declared_options(TrainConfig):
+        _add_option(train, option)  # required ones may come from --config
 
     gen = commands.add_parser(
         "generate", help="N images per prompt with fixed seeds, plus an import manifest"
     )
     gen.set_defaults(subparser=gen)
-    gen.add_argument("--model", required=True, help="diffusers pipeline folder")
-    gen.add_argument(
-        "--prompts", required=True, help=".txt (one per line), .jsonl ('prompt') or .csv ('prompt')"
-    )
-    gen.add_argument("--output-dir", required=True, help="where images/ and manifest.jsonl go")
-    gen.add_argument("--model-name", help="model name written in the manifest (default: the folder's name)")
-    gen.add_argument("--images-per-prompt", type=int, default=5, help="images per prompt (default: 5)")
-    gen.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
-    gen.add_argument(
-        "--guidance", type=float, help="classifier-free guidance scale (default: 7.5 U-Net, 4.5 DiT)"
-    )
-    gen.add_argument("--seed", type=int, default=0, help="seed of the first image (default: 0)")
-    gen.add_argument("--resolution", type=int, help="image side in pixels (default: the model's)")
-    gen.add_argument("--batch-size", type=int, default=5, help="images per pipeline call (default: 5)")
-    gen.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    for option in _declared_options(GenerateConfig):
+        _add_option(gen, option, required=option.required)
 
     tiny = commands.add_parser("tiny", help="build a tiny random pipeline (tests, demo)")
     tiny.add_argument("family", choices=FAMILIES, help="unet (SD 1.5 style) or dit (PixArt-α style)")
@@ -88,6 +78,11 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         if given is not None:
             values[f.name] = given
     return TrainConfig.from_dict(values)
+
+
+def generate_config(args: argparse.Namespace) -> GenerateConfig:
+    given = {option.name: getattr(args, option.name) for option in _declared_options(GenerateConfig)}
+    return GenerateConfig(**{name: value for name, value in given.items() if value is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,11 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if PartialState().is_main_process:  # under torchrun / accelerate launch, print once
             print(json.dumps(summary))
     elif args.command == "generate":
-        from training.generate import GenerateConfig, generate
-
-        options = {k: v for k, v in vars(args).items() if k not in ("command", "subparser")}
         try:
-            manifest = generate(GenerateConfig(**options))
+            manifest = generate(generate_config(args))
         except ValueError as exc:
             args.subparser.error(str(exc))
         print(manifest)

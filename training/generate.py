@@ -17,10 +17,15 @@ import torch
 from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
-from training.models import load_pipeline, pipeline_family
-
-# Guidance scales of the reference pipelines: SD 1.5's 7.5, PixArt-α's 4.5.
-DEFAULT_GUIDANCE = {"unet": 7.5, "dit": 4.5}
+from training.models import load_pipeline
+from training.options import (
+    GENERATE_OPTIONS,
+    REQUIRED,
+    Option,
+    generate_options_validate,
+    option_field,
+)
+from training.pipelines import pipeline_family
 
 
 class PromptFileError(ValueError):
@@ -31,26 +36,43 @@ class GenerationCancelled(RuntimeError):
     pass
 
 
+def _opt(name: str):
+    return option_field(GENERATE_OPTIONS[name])
+
+
+def _run_input(name: str, help_text: str, required: bool = True, default_text: str = ""):
+    """A path or name for this run (declared here: no job form takes one)."""
+    option = Option(
+        name, str, "" if required else None, help_text, required=required, derived_default=default_text
+    )
+    return option_field(option)
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
-    model: str
-    prompts: str
-    output_dir: str
-    model_name: str | None = None
-    images_per_prompt: int = 5
-    steps: int = 50
-    guidance: float | None = None
-    seed: int = 0
-    resolution: int | None = None
-    batch_size: int = 5
-    device: str | None = None
+    """One generation run; the options are declared in :mod:`training.options`."""
+
+    model: str = _run_input("model", "diffusers pipeline folder")
+    prompts: str = _run_input("prompts", ".txt (one per line), .jsonl ('prompt') or .csv ('prompt')")
+    output_dir: str = _run_input("output_dir", "where images/ and manifest.jsonl go")
+    model_name: str | None = _run_input(
+        "model_name", "model name written in the manifest", required=False, default_text="the folder's name"
+    )
+    images_per_prompt: int = _opt("images_per_prompt")
+    steps: int = _opt("steps")
+    guidance: float | None = _opt("guidance")
+    seed: int = _opt("seed")
+    resolution: int | None = _opt("resolution")
+    batch_size: int = _opt("batch_size")
+    device: str | None = _run_input(
+        "device", "cpu, cuda, cuda:1, ...", required=False, default_text="cuda if available"
+    )
 
     def __post_init__(self):
-        for name in ("images_per_prompt", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.guidance is not None and self.guidance < 0:
-            raise ValueError(f"guidance must not be negative, got {self.guidance}")
+        for name in ("model", "prompts", "output_dir"):
+            if not getattr(self, name):
+                raise ValueError(REQUIRED.format(name=name))
+        generate_options_validate({name: getattr(self, name) for name in GENERATE_OPTIONS})
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -99,7 +121,9 @@ def generate(
     pipeline = load_pipeline(config.model).to(device)
     pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
     pipeline.set_progress_bar_config(disable=True)
-    guidance = config.guidance if config.guidance is not None else DEFAULT_GUIDANCE[family]
+    guidance = (
+        config.guidance if config.guidance is not None else GENERATE_OPTIONS["guidance"].per_family[family]
+    )
     name = config.model_name or Path(config.model).resolve().name
     out = Path(config.output_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)

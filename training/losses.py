@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-PIXEL_TARGETS = ("x_t", "x_0")
+from training.options import PIXEL_TARGETS
 
 
 def per_sample_mean(values: torch.Tensor) -> torch.Tensor:

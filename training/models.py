@@ -1,6 +1,7 @@
 """Load a diffusers pipeline folder and drive its parts the way the losses need.
 
-Two families are supported, told apart by the pipeline's ``model_index.json``:
+Two families are supported, told apart by the pipeline's ``model_index.json``
+(:mod:`training.pipelines`, which reads it without torch):
 
 - ``unet``: Stable Diffusion 1.5 style (``UNet2DConditionModel``, CLIP text encoder);
 - ``dit``: PixArt-α style (``PixArtTransformer2DModel``, T5 text encoder with an attention
@@ -11,39 +12,19 @@ Loading goes through ``DiffusionPipeline.from_pretrained`` on a local path, the 
 for a real checkpoint and for the tiny random ones of :mod:`training.tiny`.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
 
-FAMILIES = ("unet", "dit")
-# Paper §4.2: λ = μ = 8 for the DiT, 2 for the U-Net.
-PAPER_PIXEL_WEIGHT = {"dit": 8.0, "unet": 2.0}
-
-
-class ModelLoadError(ValueError):
-    pass
+from training.pipelines import DENOISER_PART, pipeline_family
 
 
 @dataclass(frozen=True)
 class TextConditioning:
     embeds: torch.Tensor
     mask: torch.Tensor | None
-
-
-def pipeline_family(path: str | Path) -> str:
-    """``unet`` or ``dit``, read from the folder's ``model_index.json``."""
-    index_file = Path(path) / "model_index.json"
-    if not index_file.is_file():
-        raise ModelLoadError(f"{path} is not a diffusers pipeline folder (no model_index.json)")
-    index = json.loads(index_file.read_text())
-    if "unet" in index:
-        return "unet"
-    if "transformer" in index:
-        return "dit"
-    raise ModelLoadError(f"{path}: model_index.json names neither a 'unet' nor a 'transformer'")
 
 
 def load_pipeline(path: str | Path, dtype: torch.dtype | dict | None = None) -> DiffusionPipeline:
@@ -57,8 +38,13 @@ def load_pipeline(path: str | Path, dtype: torch.dtype | dict | None = None) -> 
     return DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **kwargs)
 
 
+def family_of(pipeline: DiffusionPipeline) -> str:
+    """``unet`` or ``dit``, by the denoiser part a loaded pipeline has."""
+    return next(family for family, part in DENOISER_PART.items() if hasattr(pipeline, part))
+
+
 def denoiser_of(pipeline: DiffusionPipeline) -> torch.nn.Module:
-    return pipeline.unet if hasattr(pipeline, "unet") else pipeline.transformer
+    return getattr(pipeline, DENOISER_PART[family_of(pipeline)])
 
 
 def vae_scale_factor(vae) -> int:
@@ -93,7 +79,7 @@ def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
 def text_conditioning(pipeline: DiffusionPipeline, prompts: list[str], device) -> TextConditioning:
     """Frozen text-encoder states for ``prompts`` (the denoiser's cross-attention input)."""
     tokenizer, encoder = pipeline.tokenizer, pipeline.text_encoder
-    family = "unet" if hasattr(pipeline, "unet") else "dit"
+    family = family_of(pipeline)
     max_length = tokenizer.model_max_length if family == "unet" else min(tokenizer.model_max_length, 120)
     tokens = tokenizer(
         prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"

@@ -19,6 +19,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from training.models import load_pipeline
+from training.pipelines import DENOISER_PART
 
 MIXED_PRECISION_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -40,8 +41,7 @@ def part_dtypes(mixed_precision: str, vae_dtype: str, lora: bool) -> PartDtypes:
 
 def load_for_training(model: str, family: str, dtypes: PartDtypes) -> DiffusionPipeline:
     """The pipeline at ``model`` with each part loaded in its training dtype."""
-    denoiser = "unet" if family == "unet" else "transformer"
-    per_part = {"vae": dtypes.vae, "text_encoder": dtypes.frozen, denoiser: dtypes.denoiser}
+    per_part = {"vae": dtypes.vae, "text_encoder": dtypes.frozen, DENOISER_PART[family]: dtypes.denoiser}
     return load_pipeline(model, {**per_part, "default": torch.float32})
 
 

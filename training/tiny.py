@@ -22,7 +22,7 @@ from diffusers import (
 from tokenizers import pre_tokenizers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5Tokenizer
 
-from training.models import FAMILIES
+from training.pipelines import FAMILIES
 
 RESOLUTION = 64
 LATENT_SIZE = 32  # the tiny VAE halves each side once

@@ -46,14 +46,9 @@ from training.checkpoints import check_resumable, checkpoints_in, find_checkpoin
 from training.config import ConfigError, TrainConfig, resolved
 from training.data import CaptionedImages, PreferencePairs, data_fingerprint
 from training.losses import implicit_accuracy
-from training.models import (
-    denoiser_of,
-    pipeline_family,
-    resolution_multiple,
-    text_conditioning,
-    vae_scale_factor,
-)
+from training.models import denoiser_of, resolution_multiple, text_conditioning, vae_scale_factor
 from training.objective import StepModels, StepSettings, noise_pred, saturated_share, step_loss
+from training.pipelines import DENOISER_PART, pipeline_family
 from training.precision import load_for_training, part_dtypes, place
 from training.prediction import check_prediction_type
 from training.sampling import EpochPermutation, drop_captions, flip_together, step_generator
@@ -457,7 +452,7 @@ class _Run:
         denoiser = acc.unwrap_model(self.models.denoiser)
         if self.ema is not None:
             self.ema.copy_to(self.params)
-        subfolder = "unet" if self.family == "unet" else "transformer"
+        subfolder = DENOISER_PART[self.family]
         if self.config.lora_rank:
             denoiser = self._merged_lora(denoiser, subfolder)
         if final.exists():
@@ -493,8 +488,23 @@ def train(config: TrainConfig, *, should_stop: Callable[[], bool] | None = None)
     try:
         return _Run(config, should_stop).run()
     finally:
-        # accelerate keeps process-wide singletons; a worker that runs several jobs needs a
-        # fresh state per run (another run may ask for another precision). The distributed
-        # set-up (PartialState) stays.
-        AcceleratorState._reset_state()
-        GradientState._reset_state()
+        _forget_accelerator_settings()
+
+
+def _forget_accelerator_settings() -> None:
+    """Let the next run in this process choose its own precision and accumulation.
+
+    accelerate keeps an ``AcceleratorState`` and a ``GradientState`` per process, set by
+    the first ``Accelerator`` made. A later ``Accelerator(mixed_precision="bf16")`` after an
+    fp32 run raises "AcceleratorState has already been initialized and cannot be changed",
+    and ``GradientState`` would carry the last run's sync flag and data-loader references
+    (stale after a run stopped mid-accumulation: cancelled or diverged). A worker runs many
+    jobs in one process, so each run starts from cleared states. The distributed set-up
+    (``PartialState``: process group, device) stays, as it must.
+
+    accelerate 1.x has no public way to do this; ``_reset_state`` is what its own test
+    utilities and transformers' ``TrainingArguments`` call. ``test_trainer`` runs two jobs
+    of different precision in one process, and shows the error without this.
+    """
+    AcceleratorState._reset_state()
+    GradientState._reset_state()

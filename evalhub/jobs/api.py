@@ -15,6 +15,8 @@ from annotate.permissions import IsResearcher
 from evalhub.catalog.models import ModelVersion, PromptSet
 from evalhub.jobs import selectors, services
 from evalhub.jobs.models import Job
+from evalhub.jobs.option_fields import options_serializer
+from training.options import generate_options_validate, train_options_validate
 
 
 class JobsAPIView(APIView):
@@ -62,21 +64,20 @@ class JobListApi(JobsAPIView):
         return Response(JobSerializer(selectors.jobs_recent(), many=True).data)
 
 
-class TrainingLaunchInputSerializer(serializers.Serializer):
+# The option fields, built from the trainer's declarations (evalhub.jobs.option_fields).
+TrainingOptionFields = options_serializer(
+    "TrainingOptionFields", services.TRAINING_OPTIONS, train_options_validate
+)
+GenerationOptionFields = options_serializer(
+    "GenerationOptionFields", services.GENERATION_OPTIONS, generate_options_validate
+)
+
+
+class TrainingLaunchInputSerializer(TrainingOptionFields):
     base_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
     study = serializers.PrimaryKeyRelatedField(queryset=Study.objects.all(), required=False, allow_null=True)
     sft_data = serializers.CharField(required=False, allow_blank=True, default="")
     version_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    method = serializers.ChoiceField(["sft", "dpo", "simpo"], default="simpo")
-    loss_space = serializers.ChoiceField(["latent", "pixel", "latent+pixel"], default="latent+pixel")
-    pixel_weight = serializers.FloatField(required=False, allow_null=True)
-    beta = serializers.FloatField(required=False, allow_null=True)
-    max_steps = serializers.IntegerField(default=100)
-    batch_size = serializers.IntegerField(default=1)
-    learning_rate = serializers.FloatField(default=1e-5)
-    mixed_precision = serializers.ChoiceField(["no", "fp16", "bf16"], default="no")
-    lora_rank = serializers.IntegerField(default=0)
-    seed = serializers.IntegerField(default=0)
 
 
 class TrainingLaunchApi(JobsAPIView):
@@ -97,12 +98,8 @@ class TrainingLaunchApi(JobsAPIView):
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
-class GenerationOptionsSerializer(serializers.Serializer):
+class GenerationOptionsSerializer(GenerationOptionFields):
     prompt_set = serializers.PrimaryKeyRelatedField(queryset=PromptSet.objects.all())
-    images_per_prompt = serializers.IntegerField(default=5, min_value=1, max_value=64)
-    steps = serializers.IntegerField(default=50, min_value=1, max_value=1000)
-    guidance = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    seed = serializers.IntegerField(default=0, min_value=0)
 
 
 class CompareOptionsSerializer(GenerationOptionsSerializer):

@@ -222,7 +222,7 @@ def job_folder(job: Job) -> Path:
 def _run_training(job: Job, monitor: JobMonitor) -> None:
     from evalhub.results.preference_export import preference_pairs_export
     from training.config import TrainConfig, resolved
-    from training.models import pipeline_family
+    from training.pipelines import pipeline_family
     from training.trainer import train
 
     folder = job_folder(job)
@@ -303,7 +303,7 @@ def _version_create(wanted: str, **fields) -> ModelVersion:
 def _run_generation(job: Job, monitor: JobMonitor) -> None:
     from evalhub.catalog.image_import import generated_images_import
     from evalhub.catalog.image_sources import DirectorySource
-    from evalhub.jobs.services import comparison_create
+    from evalhub.jobs.services import GENERATION_OPTIONS, comparison_create
     from training.generate import GenerateConfig, generate
 
     folder = job_folder(job)
@@ -317,10 +317,7 @@ def _run_generation(job: Job, monitor: JobMonitor) -> None:
         prompts=str(prompts),
         output_dir=str(folder / "images"),
         model_name=version.name,
-        images_per_prompt=options["images_per_prompt"],
-        steps=options["steps"],
-        guidance=options["guidance"],
-        seed=options["seed"],
+        **{name: options[name] for name in GENERATION_OPTIONS},
     )
     monitor.log(f"generating {job.progress_total} images with {version.name}")
     manifest = generate(config, on_progress=monitor.set_progress, should_stop=monitor.cancel_requested)

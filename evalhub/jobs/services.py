@@ -17,22 +17,37 @@ from django.db.models.functions import Now
 from annotate.models import Study
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 from evalhub.jobs.models import Job
+from training.options import (
+    GENERATE_OPTIONS,
+    TRAIN_OPTIONS,
+    OptionError,
+    generate_options_validate,
+    train_options_validate,
+)
+from training.pipelines import ModelLoadError, pipeline_family
 
 logger = logging.getLogger(__name__)
 
-TRAINING_OPTIONS = (
-    "method",
-    "loss_space",
-    "pixel_weight",
-    "beta",
-    "max_steps",
-    "batch_size",
-    "learning_rate",
-    "mixed_precision",
-    "lora_rank",
-    "seed",
-)
-GENERATION_DEFAULTS = {"images_per_prompt": 5, "steps": 50, "guidance": None, "seed": 0}
+# The trainer's options a job takes, as training.options declares them (type, bounds,
+# default, help); the launch forms and API fields are built from these.
+TRAINING_OPTIONS = {
+    name: TRAIN_OPTIONS[name]
+    for name in (
+        "method",
+        "loss_space",
+        "pixel_weight",
+        "beta",
+        "max_steps",
+        "batch_size",
+        "learning_rate",
+        "mixed_precision",
+        "lora_rank",
+        "seed",
+    )
+}
+GENERATION_OPTIONS = {
+    name: GENERATE_OPTIONS[name] for name in ("images_per_prompt", "steps", "guidance", "seed")
+}
 
 # Messages users see (on forms, in API errors, on the job page); tests reuse them.
 UNKNOWN_OPTIONS = "unknown {kind} option(s): {names}"
@@ -66,8 +81,8 @@ class JobRejected(ValueError):
 
 
 def _weights_folder(version: ModelVersion) -> str:
-    from training.models import ModelLoadError, pipeline_family
-
+    """The version's weights folder, once its ``model_index.json`` names a family (read as
+    plain JSON: the web app never loads torch)."""
     if not version.weights_uri:
         raise JobRejected(NO_WEIGHTS.format(version=version.name))
     try:
@@ -123,14 +138,19 @@ def training_launch(
     version_name: str = "",
 ) -> Job:
     """Queue a training run of ``base_version`` on a best/worst study's preferences (or,
-    for SFT, an image folder). Every option is checked here, by the trainer's own config
-    validation, before the job exists."""
+    for SFT, an image folder). Every option is checked here, by the trainer's own rules
+    (``training.options``), before the job exists."""
     from evalhub.results.best_worst import best_worst_pairs, task_completion
-    from training.config import ConfigError, TrainConfig
 
     unknown = set(options) - set(TRAINING_OPTIONS)
     if unknown:
         raise JobRejected(UNKNOWN_OPTIONS.format(kind="training", names=", ".join(sorted(unknown))))
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        checked = train_options_validate(options)
+    except OptionError as exc:
+        raise JobRejected(str(exc)) from exc
+    options = {name: checked[name] for name in options}
     if (study is None) == (not sft_data):
         raise JobRejected(STUDY_OR_FOLDER)
     if study is not None:
@@ -146,16 +166,11 @@ def training_launch(
                     overlap=study.overlap,
                 )
             )
-    elif options.get("method", "simpo") != "sft":
+    elif checked["method"] != "sft":
         raise JobRejected(FOLDER_TRAINS_SFT_ONLY)
     elif not Path(sft_data).exists():
         raise JobRejected(NO_SFT_DATA.format(path=sft_data))
-    model = _weights_folder(base_version)
-    options = {k: v for k, v in options.items() if v is not None}
-    try:
-        TrainConfig(model=model, data=sft_data or "(preference export)", output_dir="(job folder)", **options)
-    except (ConfigError, TypeError) as exc:
-        raise JobRejected(str(exc)) from exc
+    _weights_folder(base_version)
     version_name = version_name.strip()
     _check_version_name(version_name)
     config = {"options": options, "sft_data": sft_data, "version_name": version_name}
@@ -165,7 +180,7 @@ def training_launch(
             config=config,
             model_version=base_version,
             source_study=study,
-            progress_total=options.get("max_steps", TrainConfig.max_steps),
+            progress_total=checked["max_steps"],
             created_by=user,
         )
         return _enqueue(job)
@@ -185,15 +200,14 @@ def generation_launch(
     With ``compare_after`` the worker then creates the A/B and alignment studies against
     the version's parent (:func:`comparison_create`, with ``display_size``).
     """
-    unknown = set(options) - set(GENERATION_DEFAULTS)
+    unknown = set(options) - set(GENERATION_OPTIONS)
     if unknown:
         raise JobRejected(UNKNOWN_OPTIONS.format(kind="generation", names=", ".join(sorted(unknown))))
-    options = {**GENERATION_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    for name in ("images_per_prompt", "steps"):
-        if not isinstance(options[name], int) or options[name] < 1:
-            raise JobRejected(f"{name} must be a positive whole number")
-    if options["guidance"] is not None and options["guidance"] < 0:
-        raise JobRejected("guidance must not be negative")
+    try:
+        checked = generate_options_validate({k: v for k, v in options.items() if v is not None})
+    except OptionError as exc:
+        raise JobRejected(str(exc)) from exc
+    options = {name: checked[name] for name in GENERATION_OPTIONS}
     if compare_after and model_version.parent is None:
         raise JobRejected(NO_PARENT.format(version=model_version.name))
     _weights_folder(model_version)

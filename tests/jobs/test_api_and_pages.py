@@ -36,7 +36,7 @@ def test_launch_errors_are_400_with_the_reason(alice, base_version, preference_s
         {"base_version": base_version.pk, "study": preference_study.pk, "beta": -5},
         format="json",
     )
-    assert bad.status_code == 400 and "beta must be positive" in bad.json()["detail"]
+    assert bad.status_code == 400 and "beta must be positive" in bad.json()["beta"][0]
     missing = client.post("/api/jobs/training/", {"study": preference_study.pk}, format="json")
     assert missing.status_code == 400 and "base_version" in missing.json()
     assert not Job.objects.exists()
@@ -115,7 +115,7 @@ def test_researcher_pages(client, alice, trained, preference_study):
     assert f"training data (SimPO) <code>{trained.data_hash}</code>" in version_page
     assert f"/jobs/{trained.pk}/" in version_page and "preference pairs of study" in version_page
     assert preference_study.name in version_page and "Compare with" in version_page
-    study_page = client.get(f"/annotate/research/studies/{preference_study.pk}/").content.decode()
+    study_page = client.get(f"/results/studies/{preference_study.pk}/").content.decode()
     assert "Train on these preferences" in study_page
     form = client.get(f"/jobs/new/training/?study={preference_study.pk}").content.decode()
     assert 'name="loss_space"' in form and 'name="beta"' in form and 'name="seed"' in form

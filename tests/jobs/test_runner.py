@@ -23,6 +23,7 @@ from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
 from tests.jobs.conftest import TINY_RUN, launch_training, queued
 from training.data import data_fingerprint
+from training.options import OUT_OF_RANGE
 
 
 def test_training_job_registers_a_version_with_its_lineage(
@@ -318,7 +319,8 @@ def test_comparison_needs_a_parent_and_generation_needs_weights(
         services.JobRejected, match=re.escape(services.NO_WEIGHTS.format(version=other_version.name))
     ):
         services.generation_launch(user=alice, model_version=other_version, prompt_set=prompt_set)
-    with pytest.raises(services.JobRejected, match="steps must be a positive"):
+    out_of_range = OUT_OF_RANGE.format(name="steps", interval="[1, 1000]", value=0)
+    with pytest.raises(services.JobRejected, match=re.escape(out_of_range)):
         services.generation_launch(user=alice, model_version=base_version, prompt_set=prompt_set, steps=0)
 
 

@@ -22,3 +22,18 @@ def test_importing_training_loads_no_django_or_celery():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) == []
+
+
+def test_what_the_web_app_imports_from_training_loads_no_torch():
+    """The option declarations and the pipeline-folder reader (and the config built on
+    them) are plain Python: a web process that imports them never loads torch."""
+    code = (
+        "import json, sys\n"
+        "import training, training.options, training.pipelines, training.config\n"
+        "heavy = ('torch', 'diffusers', 'transformers', 'accelerate')\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in heavy)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []

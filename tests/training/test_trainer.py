@@ -327,6 +327,26 @@ def test_bf16_mixed_precision_runs_on_cpu(tiny_models, pairs_folder, tmp_path, l
         assert all(torch.equal(base[k], trained[k]) for k in base if "attn" not in k)
 
 
+def test_one_process_runs_jobs_of_different_precision_one_after_another(
+    tiny_models, pairs_folder, tmp_path, monkeypatch
+):
+    """A worker runs job after job in one process: a bf16 run after an fp32 one runs,
+    because each run clears accelerate's per-process state; without that accelerate
+    refuses the second run."""
+    run(tiny_models, pairs_folder, tmp_path / "fp32", max_steps=1)
+    bf16 = run(tiny_models, pairs_folder, tmp_path / "bf16", max_steps=1, mixed_precision="bf16")
+    assert bf16.steps == 1 and math.isfinite(metrics(tmp_path / "bf16")[0]["loss"])
+
+    forget = training.trainer._forget_accelerator_settings
+    monkeypatch.setattr(training.trainer, "_forget_accelerator_settings", lambda: None)
+    try:
+        run(tiny_models, pairs_folder, tmp_path / "fp32-again", max_steps=1)
+        with pytest.raises(ValueError, match="AcceleratorState has already been initialized"):
+            run(tiny_models, pairs_folder, tmp_path / "bf16-again", max_steps=1, mixed_precision="bf16")
+    finally:
+        forget()  # the next test starts clean
+
+
 def test_pixel_crop_approximation_runs(tiny_models, pairs_folder, tmp_path):
     run(tiny_models, pairs_folder, tmp_path, method="simpo", pixel_crop=0.5, pixel_target="x_0", max_steps=1)
     assert "pixel_loss" in metrics(tmp_path)[0]
