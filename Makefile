@@ -32,8 +32,10 @@ demo: install
 serve: install
 	DEMO_HOST=$(DEMO_HOST) PY=$(PY) bash scripts/serve.sh
 
+# ruff, then the import contracts of pyproject.toml (layers, training without Django, no loops).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Browser tests drive Debian's Chromium (test tools cannot download their own browser here).
 browser:

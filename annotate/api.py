@@ -20,10 +20,10 @@ from annotate.assignment import (
 )
 from annotate.errors import AnnotationError
 from annotate.models import Study, StudyModel
-from annotate.permissions import IsAnnotator, IsResearcher
 from annotate.services import study_create, study_update, task_set_gold
 from annotate.study_settings import AT_CREATION, CHANGEABLE, Setting
 from annotate.submission import MAX_TIMING_MS, Timing, judgment_submit
+from evalhub.accounts.permissions import IsAnnotator, IsResearcher
 from evalhub.catalog.models import ModelVersion, PromptSet
 
 

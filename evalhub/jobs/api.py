@@ -10,10 +10,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotate.api import setting_field as study_setting_field
 from annotate.models import Study
-from annotate.permissions import IsResearcher
+from annotate.study_settings import DISPLAY_SIZE
+from evalhub.accounts.permissions import IsResearcher
 from evalhub.catalog.models import ModelVersion, PromptSet
 from evalhub.jobs import selectors, services
+from evalhub.jobs.errors import JobRejected
+from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.models import Job
 from evalhub.jobs.option_fields import options_serializer
 from training.options import generate_options_validate, train_options_validate
@@ -23,7 +27,7 @@ class JobsAPIView(APIView):
     permission_classes = [IsResearcher]
 
     def handle_exception(self, exc):
-        if isinstance(exc, services.JobRejected):
+        if isinstance(exc, JobRejected):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)
 
@@ -60,16 +64,13 @@ class JobDetailSerializer(JobSerializer):
 class JobListApi(JobsAPIView):
     @extend_schema(responses=JobSerializer(many=True))
     def get(self, request):
-        services.jobs_reap_stale()
         return Response(JobSerializer(selectors.jobs_recent(), many=True).data)
 
 
 # The option fields, built from the trainer's declarations (evalhub.jobs.option_fields).
-TrainingOptionFields = options_serializer(
-    "TrainingOptionFields", services.TRAINING_OPTIONS, train_options_validate
-)
+TrainingOptionFields = options_serializer("TrainingOptionFields", TRAINING_OPTIONS, train_options_validate)
 GenerationOptionFields = options_serializer(
-    "GenerationOptionFields", services.GENERATION_OPTIONS, generate_options_validate
+    "GenerationOptionFields", GENERATION_OPTIONS, generate_options_validate
 )
 
 
@@ -86,7 +87,7 @@ class TrainingLaunchApi(JobsAPIView):
         serializer = TrainingLaunchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        options = {k: data[k] for k in services.TRAINING_OPTIONS if k in data}
+        options = {k: data[k] for k in TRAINING_OPTIONS if k in data}
         job = services.training_launch(
             user=request.user,
             base_version=data["base_version"],
@@ -103,13 +104,8 @@ class GenerationOptionsSerializer(GenerationOptionFields):
 
 
 class CompareOptionsSerializer(GenerationOptionsSerializer):
-    display_size = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="WIDTHxHEIGHT: serve both versions' A/B images resampled to this size (needed when "
-        "their sizes differ).",
-    )
+    # The A/B study's setting, as the studies API declares it (annotate.study_settings).
+    display_size = study_setting_field(DISPLAY_SIZE)
 
 
 class GenerationLaunchInputSerializer(GenerationOptionsSerializer):
@@ -129,7 +125,6 @@ class GenerationLaunchApi(JobsAPIView):
 class JobDetailApi(JobsAPIView):
     @extend_schema(responses=JobDetailSerializer)
     def get(self, request, job_id: int):
-        services.jobs_reap_stale()
         return Response(JobDetailSerializer(get_object_or_404(Job, pk=job_id)).data)
 
 

@@ -3,10 +3,12 @@
 
 from django import forms
 
+from annotate.forms import setting_field as study_setting_field
 from annotate.models import Study
+from annotate.study_settings import DISPLAY_SIZE
 from evalhub.catalog.models import ModelVersion, PromptSet
+from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.option_fields import options_form
-from evalhub.jobs.services import GENERATION_OPTIONS, TRAINING_OPTIONS
 from training.options import generate_options_validate, train_options_validate
 
 TrainingOptionsForm = options_form("TrainingOptionsForm", TRAINING_OPTIONS, train_options_validate)
@@ -42,9 +44,5 @@ class GenerationForm(GenerationOptionsForm):
 
 
 class CompareForm(GenerationForm):
-    display_size = forms.CharField(
-        max_length=20,
-        required=False,
-        help_text="WIDTHxHEIGHT: serve both versions' A/B images resampled to this size. Needed when "
-        "their sizes differ (the size would tell the sides apart); the smaller size keeps both sharp.",
-    )
+    # The A/B study's setting, as the study form declares it (annotate.study_settings).
+    display_size = study_setting_field(DISPLAY_SIZE)

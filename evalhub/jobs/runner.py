@@ -8,7 +8,7 @@
   log tail every ``EVALHUB_JOB_HEARTBEAT_SECONDS``, and reads the cancel flag. A beat that
   fails (a locked SQLite file, a dropped PostgreSQL connection) is logged and the next one
   tried on a fresh connection. A worker that dies stops the heartbeat;
-  :func:`~evalhub.jobs.services.jobs_reap_stale` then marks the job failed.
+  :func:`~evalhub.jobs.reaper.jobs_reap_stale` then marks the job failed.
 - **Stop**: the trainer polls after every step (the generator after every batch); the run
   stops when the job is cancelled or is no longer ``running`` (the reaper failed it).
 - **End**: a trained version is registered only while the job is still ``running``, in the
@@ -31,9 +31,15 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from evalhub.catalog.image_import import generated_images_import
+from evalhub.catalog.image_sources import DirectorySource
 from evalhub.catalog.models import ModelVersion
+from evalhub.jobs.comparisons import comparison_create, free_name
+from evalhub.jobs.folders import job_folder
+from evalhub.jobs.job_options import GENERATION_OPTIONS
 from evalhub.jobs.metrics import metrics_last
 from evalhub.jobs.models import Job
+from evalhub.results.preference_export import preference_pairs_export
 
 logger = logging.getLogger(__name__)
 
@@ -215,12 +221,8 @@ def job_end(job_id: int, *, state: str, error: str = "") -> bool:
     raise AssertionError("unreachable")
 
 
-def job_folder(job: Job) -> Path:
-    return Path(settings.EVALHUB_JOBS_DIR) / str(job.pk)
-
-
 def _run_training(job: Job, monitor: JobMonitor) -> None:
-    from evalhub.results.preference_export import preference_pairs_export
+    # training/ imports torch: it loads in the worker that runs a job, never in the web.
     from training.config import TrainConfig, resolved
     from training.pipelines import pipeline_family
     from training.trainer import train
@@ -287,7 +289,6 @@ def version_register(job: Job, result, monitor: JobMonitor) -> ModelVersion:
 def _version_create(wanted: str, **fields) -> ModelVersion:
     """A new version named ``wanted``, or ``wanted (2)``… where that is taken — also by a
     registration that commits between the look-up and the insert."""
-    from evalhub.jobs.services import free_name
 
     for attempt in range(3):
         name = free_name(wanted, ModelVersion.objects.all())
@@ -301,9 +302,6 @@ def _version_create(wanted: str, **fields) -> ModelVersion:
 
 
 def _run_generation(job: Job, monitor: JobMonitor) -> None:
-    from evalhub.catalog.image_import import generated_images_import
-    from evalhub.catalog.image_sources import DirectorySource
-    from evalhub.jobs.services import GENERATION_OPTIONS, comparison_create
     from training.generate import GenerateConfig, generate
 
     folder = job_folder(job)

@@ -3,9 +3,9 @@
 from django.db.models import Count
 
 from evalhub.catalog.models import GeneratedImage, ModelVersion
+from evalhub.jobs.folders import job_folder
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
-from evalhub.jobs.runner import job_folder
 
 METRIC_FIELDS = ("step", "loss", "latent_loss", "pixel_loss", "implicit_acc", "lr")
 MAX_POINTS = 2000

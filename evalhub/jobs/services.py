@@ -6,20 +6,35 @@ row it cannot read yet.
 """
 
 import logging
-from datetime import timedelta
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Model, QuerySet
 from django.db.models.functions import Now
 
 from annotate.models import Study
-from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
+from evalhub.catalog.models import ModelVersion, PromptSet
+from evalhub.jobs.comparisons import comparison_create, images_exist
+from evalhub.jobs.errors import (
+    ALREADY_ENDED,
+    BROKER_UNREACHABLE,
+    FOLDER_TRAINS_SFT_ONLY,
+    NO_DECIDED_PAIRS,
+    NO_PARENT,
+    NO_PROMPTS,
+    NO_SFT_DATA,
+    NO_WEIGHTS,
+    NOT_BEST_WORST,
+    NOT_RETRYABLE,
+    STUDY_OR_FOLDER,
+    UNKNOWN_OPTIONS,
+    VERSION_NAME_PROMISED,
+    VERSION_NAME_TAKEN,
+    JobRejected,
+)
+from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.models import Job
+from evalhub.jobs.tasks import run_job
 from training.options import (
-    GENERATE_OPTIONS,
-    TRAIN_OPTIONS,
     OptionError,
     generate_options_validate,
     train_options_validate,
@@ -27,57 +42,6 @@ from training.options import (
 from training.pipelines import ModelLoadError, pipeline_family
 
 logger = logging.getLogger(__name__)
-
-# The trainer's options a job takes, as training.options declares them (type, bounds,
-# default, help); the launch forms and API fields are built from these.
-TRAINING_OPTIONS = {
-    name: TRAIN_OPTIONS[name]
-    for name in (
-        "method",
-        "loss_space",
-        "pixel_weight",
-        "beta",
-        "max_steps",
-        "batch_size",
-        "learning_rate",
-        "mixed_precision",
-        "lora_rank",
-        "seed",
-    )
-}
-GENERATION_OPTIONS = {
-    name: GENERATE_OPTIONS[name] for name in ("images_per_prompt", "steps", "guidance", "seed")
-}
-
-# Messages users see (on forms, in API errors, on the job page); tests reuse them.
-UNKNOWN_OPTIONS = "unknown {kind} option(s): {names}"
-STUDY_OR_FOLDER = "give either a best/worst study or an SFT data folder"
-NOT_BEST_WORST = "study {study!r} is not a best/worst-of-five study"
-NO_DECIDED_PAIRS = (
-    "study {study!r} has no decided winner/loser pair yet: {incomplete} of {tasks} tasks still lack "
-    "their {overlap} judgments"
-)
-FOLDER_TRAINS_SFT_ONLY = "an image folder trains SFT only; preference methods need a best/worst study"
-NO_SFT_DATA = "SFT data {path} does not exist (workers read it from shared storage)"
-NO_WEIGHTS = "model version {version} has no weights folder (weights_uri is empty)"
-VERSION_NAME_TAKEN = "a model version named {name!r} already exists"
-VERSION_NAME_PROMISED = "job #{job} ({state}) will register a version named {name!r}; choose another name"
-NO_PARENT = "model version {version} has no parent to compare with"
-NO_PROMPTS = "prompt set {prompt_set!r} has no prompts"
-ALREADY_ENDED = "job #{job} has already ended ({state})"
-NOT_RETRYABLE = "only a failed or cancelled job can be retried; job #{job} is {state}"
-BROKER_UNREACHABLE = (
-    "the job could not be queued: the broker at CELERY_BROKER_URL did not take it ({error}); "
-    "retry it once the broker runs"
-)
-WORKER_SILENT = (
-    "worker {worker} stopped reporting: no heartbeat since {since:%Y-%m-%d %H:%M:%S} UTC "
-    "(timeout {timeout} s); it probably died mid-job"
-)
-
-
-class JobRejected(ValueError):
-    pass
 
 
 def _weights_folder(version: ModelVersion) -> str:
@@ -101,8 +65,6 @@ def _enqueue(job: Job) -> Job:
 def _publish(job: Job) -> None:
     """Publish the job's ``run_job`` message; if the broker refuses it, the job fails at once
     with the broker's error (and can be retried) instead of staying queued forever."""
-    from evalhub.jobs.tasks import run_job
-
     try:
         # No time limits in the message: the worker applies its own EVALHUB_JOB_TIME_LIMIT.
         run_job.apply_async((job.pk,), time_limit=None, soft_time_limit=None)
@@ -263,93 +225,6 @@ def job_retry(job: Job, *, user) -> Job:
         return _enqueue(retry)
 
 
-def jobs_reap_stale() -> int:
-    """Mark running jobs whose worker stopped reporting as failed; returns how many.
-
-    Heartbeats are written and judged by the database's clock (``Now()``), so a worker's
-    or a web server's clock that is off decides nothing. Cheap (one indexed query), so the
-    ``reap_stale_jobs`` task runs it on the ``celery beat`` schedule, pages and the API
-    before showing jobs, and each worker when it starts.
-    """
-    timeout = settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT
-    stale = Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=Now() - timedelta(seconds=timeout))
-    reaped = 0
-    for job in stale.only("pk", "heartbeat_at", "worker"):
-        reason = WORKER_SILENT.format(worker=job.worker or "?", since=job.heartbeat_at, timeout=timeout)
-        # Still running and still stale when written: a beat that came in meanwhile wins.
-        reaped += stale.filter(pk=job.pk).update(state=Job.State.FAILED, finished_at=Now(), error=reason)
-    return reaped
-
-
-def free_name(base: str, taken: QuerySet[Model] | None = None) -> str:
-    """``base``, or ``base (2)``, ``base (3)``… : the first name no row of ``taken`` (studies
-    by default) has."""
-    taken = Study.objects.all() if taken is None else taken
-    name, n = base, 2
-    while taken.filter(name=name).exists():
-        name, n = f"{base} ({n})", n + 1
-    return name
-
-
-def _has_images(model: ModelVersion, prompt_set: PromptSet, index: int | None = None) -> bool:
-    """Whether ``model`` has any generated image (at ``index``) for a prompt of ``prompt_set``."""
-    images = GeneratedImage.objects.filter(model_version=model, prompt__prompt_set=prompt_set)
-    return (images if index is None else images.filter(index=index)).exists()
-
-
-def comparison_create(
-    *, user, version: ModelVersion, prompt_set: PromptSet, display_size: str = ""
-) -> list[Study]:
-    """An A/B study (visual flaws and appeal) of ``version`` (A) against its parent (B), and a
-    text-alignment study over both where the prompts have questions.
-
-    The A/B study shows each prompt's first image; the alignment study shows the second
-    where both versions have one, so that the two studies never bar each other's
-    annotators (annotate.exposure). ``display_size`` ("WxH") serves the A/B images
-    resampled to one size, which an A/B study of two differently sized models needs.
-    """
-    from annotate.errors import AnnotationError
-    from annotate.services import study_create
-
-    parent = version.parent
-    if parent is None:
-        raise JobRejected(NO_PARENT.format(version=version.name))
-    for model in (version, parent):
-        if not _has_images(model, prompt_set):
-            raise JobRejected(
-                f"{model.name} has no images for prompt set {prompt_set.name!r}; generate them first"
-            )
-    # The researchers' names; annotators see neutral titles (annotate.titles).
-    kinds = [
-        (Study.Kind.AB, f"{version.name} vs {parent.name}: flaws and appeal", {"display_size": display_size})
-    ]
-    if prompt_set.prompts.filter(questions__isnull=False).exists():
-        index = 1 if all(_has_images(model, prompt_set, index=1) for model in (version, parent)) else 0
-        kinds.append(
-            (
-                Study.Kind.ALIGNMENT,
-                f"{version.name} and {parent.name}: text alignment",
-                {"image_index": index},
-            )
-        )
-    try:
-        with transaction.atomic():
-            return [
-                study_create(
-                    name=free_name(name),
-                    kind=kind,
-                    prompt_set=prompt_set,
-                    model_versions=[version, parent],
-                    created_by=user,
-                    skip_incomplete=True,
-                    **settings,
-                )
-                for kind, name, settings in kinds
-            ]
-    except AnnotationError as exc:
-        raise JobRejected(exc.message) from exc
-
-
 def comparison_request(
     *, user, version: ModelVersion, prompt_set: PromptSet, display_size: str = "", **generation
 ) -> dict:
@@ -365,12 +240,12 @@ def comparison_request(
     parent = version.parent
     if parent is None:
         raise JobRejected(NO_PARENT.format(version=version.name))
-    if not _has_images(parent, prompt_set):
+    if not images_exist(parent, prompt_set):
         raise JobRejected(
             f"the parent {parent.name} has no images for prompt set {prompt_set.name!r}; "
             "generate or import them first"
         )
-    if _has_images(version, prompt_set):
+    if images_exist(version, prompt_set):
         studies = comparison_create(
             user=user, version=version, prompt_set=prompt_set, display_size=display_size
         )

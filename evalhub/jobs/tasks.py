@@ -14,7 +14,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from evalhub.jobs import runner
-from evalhub.jobs.services import jobs_reap_stale
+from evalhub.jobs.reaper import jobs_reap_stale
 
 HARD_LIMIT_GRACE = 120  # seconds between the job's time limit and killing its process
 

@@ -7,19 +7,19 @@ from django.views.decorators.http import require_POST
 from evalhub.accounts.decorators import permission_page
 from evalhub.catalog.models import ModelVersion
 from evalhub.jobs import selectors, services
+from evalhub.jobs.errors import JobRejected
 from evalhub.jobs.forms import CompareForm, GenerationForm, TrainingForm
+from evalhub.jobs.job_options import TRAINING_OPTIONS
 from evalhub.jobs.models import Job
 
 
 @permission_page("jobs.view_job")
 def job_list(request):
-    services.jobs_reap_stale()
     return render(request, "jobs/job_list.html", {"jobs": selectors.jobs_recent()})
 
 
 @permission_page("jobs.view_job")
 def job_detail(request, pk: int):
-    services.jobs_reap_stale()
     job = get_object_or_404(
         Job.objects.select_related("model_version", "produced_version", "source_study"), pk=pk
     )
@@ -39,9 +39,9 @@ def training_new(request):
                 study=data["study"],
                 sft_data=data["sft_data"],
                 version_name=data["version_name"],
-                options={k: data[k] for k in services.TRAINING_OPTIONS if k in data},
+                options={k: data[k] for k in TRAINING_OPTIONS if k in data},
             )
-        except services.JobRejected as exc:
+        except JobRejected as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Training job #{job.pk} queued.")
@@ -56,7 +56,7 @@ def generation_new(request, version_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             job = services.generation_launch(user=request.user, model_version=version, **form.cleaned_data)
-        except services.JobRejected as exc:
+        except JobRejected as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Generation job #{job.pk} queued.")
@@ -78,7 +78,7 @@ def compare_new(request, version_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             outcome = services.comparison_request(user=request.user, version=version, **form.cleaned_data)
-        except services.JobRejected as exc:
+        except JobRejected as exc:
             form.add_error(None, str(exc))
         else:
             if outcome["job"] is not None:
@@ -97,7 +97,7 @@ def compare_new(request, version_id: int):
 def job_cancel(request, pk: int):
     try:
         job = services.job_cancel(get_object_or_404(Job, pk=pk))
-    except services.JobRejected as exc:
+    except JobRejected as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
@@ -111,7 +111,7 @@ def job_cancel(request, pk: int):
 def job_retry(request, pk: int):
     try:
         job = services.job_retry(get_object_or_404(Job, pk=pk), user=request.user)
-    except services.JobRejected as exc:
+    except JobRejected as exc:
         messages.error(request, str(exc))
         return redirect("jobs:job_detail", pk=pk)
     messages.success(request, f"Job #{job.pk} queued again as a retry.")

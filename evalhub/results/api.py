@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.models import Study
-from annotate.permissions import IsResearcher
+from evalhub.accounts.permissions import IsResearcher
 from evalhub.results.errors import ResultsError
 from evalhub.results.views import provisional_requested
 from evalhub.results.winrate_formats import to_json

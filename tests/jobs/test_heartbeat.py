@@ -12,7 +12,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from evalhub.celery import app
-from evalhub.jobs import runner, services
+from evalhub.jobs import reaper, runner
 from evalhub.jobs.models import Job
 from evalhub.jobs.tasks import reap_stale_jobs
 from tests.jobs.conftest import drop_connections, launch_training, sqlite_locked
@@ -125,7 +125,7 @@ def test_heartbeats_are_written_and_judged_by_the_database_clock(running_job, mo
     runner.JobMonitor(running_job).beat()
     beat_at = Job.objects.get(pk=running_job.pk).heartbeat_at
     monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=10))  # the web server
-    assert services.jobs_reap_stale() == 0
+    assert reaper.jobs_reap_stale() == 0
     assert abs(beat_at - database_now()) < timedelta(seconds=5)
     assert Job.objects.get(pk=running_job.pk).state == Job.State.RUNNING
 
@@ -161,4 +161,16 @@ def test_the_reaper_task_fails_a_job_whose_heartbeat_is_stale(running_job, setti
     job = Job.objects.get(pk=running_job.pk)
     assert job.state == Job.State.FAILED and job.finished_at is not None
     since = job.heartbeat_at
-    assert job.error == services.WORKER_SILENT.format(worker="w1", since=since, timeout=30)
+    assert job.error == reaper.WORKER_SILENT.format(worker="w1", since=since, timeout=30)
+
+
+def test_reading_jobs_writes_nothing(client, alice, running_job, settings):
+    """The jobs pages and API only read: a silent job stays running until the reaper, which
+    beat and worker start-up run, fails it."""
+    settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT = 30
+    Job.objects.filter(pk=running_job.pk).update(heartbeat_at=Now() - timedelta(seconds=31))
+    client.force_login(alice)
+    for url in ("/jobs/", f"/jobs/{running_job.pk}/", "/api/jobs/", f"/api/jobs/{running_job.pk}/"):
+        assert client.get(url).status_code == 200
+    assert Job.objects.get(pk=running_job.pk).state == Job.State.RUNNING
+    assert reaper.jobs_reap_stale() == 1

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from evalhub.catalog.models import ModelVersion
 from evalhub.celery import app
-from evalhub.jobs import runner, services
+from evalhub.jobs import errors, runner, services
 from evalhub.jobs.models import Job
 from evalhub.jobs.tasks import HARD_LIMIT_GRACE, run_job
 from tests.jobs.conftest import client_for, launch_training, queued
@@ -44,7 +44,7 @@ def test_a_job_the_broker_refuses_fails_at_once_and_can_be_retried(
     assert response.status_code == 201
     failed = Job.objects.get(pk=response.json()["id"])
     assert response.json()["state"] == failed.state == Job.State.FAILED
-    prefix = services.BROKER_UNREACHABLE.split("{error}")[0]
+    prefix = errors.BROKER_UNREACHABLE.split("{error}")[0]
     assert failed.error.startswith(prefix) and "Connection refused" in failed.error
     assert response.json()["error"] == failed.error and failed.finished_at is not None
 
@@ -56,8 +56,8 @@ def test_a_job_the_broker_refuses_fails_at_once_and_can_be_retried(
 def test_a_version_name_promised_to_an_unfinished_job_is_refused(alice, base_version, preference_study):
     """Two queued jobs cannot both mean to register the same name."""
     first = launch_training(alice, base_version, preference_study, version_name="tiny")
-    message = services.VERSION_NAME_PROMISED.format(job=first.pk, state="queued", name="tiny")
-    with pytest.raises(services.JobRejected, match=re.escape(message)):
+    message = errors.VERSION_NAME_PROMISED.format(job=first.pk, state="queued", name="tiny")
+    with pytest.raises(errors.JobRejected, match=re.escape(message)):
         launch_training(alice, base_version, preference_study, version_name="tiny")
     assert Job.objects.count() == 1
 
@@ -67,13 +67,13 @@ def test_a_retry_checks_its_version_name_again(alice, base_version, preference_s
     first = launch_training(alice, base_version, preference_study, version_name="tiny")
     cancelled = services.job_cancel(first)
     other = launch_training(alice, base_version, preference_study, version_name="tiny")
-    promised = services.VERSION_NAME_PROMISED.format(job=other.pk, state="queued", name="tiny")
-    with pytest.raises(services.JobRejected, match=re.escape(promised)):
+    promised = errors.VERSION_NAME_PROMISED.format(job=other.pk, state="queued", name="tiny")
+    with pytest.raises(errors.JobRejected, match=re.escape(promised)):
         services.job_retry(cancelled, user=alice)
     services.job_cancel(other)
     ModelVersion.objects.create(name="tiny")
-    taken = services.VERSION_NAME_TAKEN.format(name="tiny")
-    with pytest.raises(services.JobRejected, match=re.escape(taken)):
+    taken = errors.VERSION_NAME_TAKEN.format(name="tiny")
+    with pytest.raises(errors.JobRejected, match=re.escape(taken)):
         services.job_retry(cancelled, user=alice)
     assert not Job.objects.filter(retry_of=cancelled).exists()
 

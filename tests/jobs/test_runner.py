@@ -17,7 +17,7 @@ from django.db.models.functions import Now
 
 from annotate.models import Study, TaskImage
 from evalhub.catalog.models import GeneratedImage, ModelVersion
-from evalhub.jobs import runner, services
+from evalhub.jobs import errors, folders, reaper, runner, services
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
@@ -90,7 +90,7 @@ def run_in_thread(job: Job) -> tuple[threading.Thread, dict]:
 
 def steps_logged(job: Job) -> int:
     """How many optimizer steps the trainer has written to its metrics so far."""
-    return len(metrics_read(runner.job_folder(job) / "run" / "metrics.jsonl"))
+    return len(metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl"))
 
 
 def test_cancel_stops_a_running_training_at_its_next_step(
@@ -124,7 +124,7 @@ def test_a_run_the_reaper_failed_stops_and_registers_nothing(
     job = launch_training(alice, base_version, preference_study, max_steps=100_000)
     worker, outcome = run_in_thread(job)
     deadline = time.monotonic() + 60
-    while not services.jobs_reap_stale() and time.monotonic() < deadline:
+    while not reaper.jobs_reap_stale() and time.monotonic() < deadline:
         time.sleep(0.2)
     worker.join(timeout=60)
     job.refresh_from_db()
@@ -150,7 +150,7 @@ def test_a_version_is_registered_only_while_the_job_runs(alice, base_version, pr
         config=TrainConfig(model=base_version.weights_uri, data="d", output_dir="o", **TINY_RUN),
     )
     Job.objects.filter(pk=job.pk).update(heartbeat_at=Now() - timedelta(seconds=31))
-    assert services.jobs_reap_stale() == 1
+    assert reaper.jobs_reap_stale() == 1
     message = runner.NOT_REGISTERED.format(folder="/runs/final", state="failed")
     with pytest.raises(runner.JobNotRunning, match=re.escape(message)):
         runner.version_register(job, result, runner.JobMonitor(job))
@@ -164,7 +164,7 @@ def test_cancelling_a_queued_job_ends_it_before_it_starts(alice, base_version, p
     assert job.state == Job.State.CANCELLED and job.finished_at
     assert runner.job_run(job.pk) == "skipped"
     with pytest.raises(
-        services.JobRejected, match=re.escape(services.ALREADY_ENDED.format(job=job.pk, state="cancelled"))
+        errors.JobRejected, match=re.escape(errors.ALREADY_ENDED.format(job=job.pk, state="cancelled"))
     ):
         services.job_cancel(job)
 
@@ -175,7 +175,7 @@ def test_retry_queues_the_same_configuration(alice, base_version, preference_stu
     retry = services.job_retry(job, user=alice)
     assert (retry.config, retry.retry_of, retry.state) == (job.config, job, Job.State.QUEUED)
     with pytest.raises(
-        services.JobRejected, match=re.escape(services.NOT_RETRYABLE.format(job=retry.pk, state="queued"))
+        errors.JobRejected, match=re.escape(errors.NOT_RETRYABLE.format(job=retry.pk, state="queued"))
     ):
         services.job_retry(retry, user=alice)
 
@@ -189,7 +189,7 @@ def test_the_reaper_fails_jobs_whose_worker_went_silent(alice, base_version, pre
         state="running", worker="w1", heartbeat_at=Now() - timedelta(seconds=31)
     )
     Job.objects.filter(pk=alive.pk).update(state="running", heartbeat_at=Now() - timedelta(seconds=5))
-    assert services.jobs_reap_stale() == 1
+    assert reaper.jobs_reap_stale() == 1
     silent.refresh_from_db()
     alive.refresh_from_db()
     assert silent.state == Job.State.FAILED and "worker w1 stopped reporting" in silent.error
@@ -220,7 +220,7 @@ def test_training_launch_validates_before_queueing(
     if "weights" in change:
         base_version.weights_uri = change["weights"]
         base_version.save()
-    with pytest.raises(services.JobRejected, match=message):
+    with pytest.raises(errors.JobRejected, match=message):
         services.training_launch(
             user=alice,
             base_version=base_version,
@@ -238,8 +238,8 @@ def test_a_study_without_decided_pairs_cannot_train(alice, base_version, prompt_
     empty = study_create(
         name="empty", kind=Study.Kind.BEST_WORST, prompt_set=prompt_set, model_versions=[base_version]
     )
-    message = services.NO_DECIDED_PAIRS.format(study="empty", incomplete=3, tasks=3, overlap=5)
-    with pytest.raises(services.JobRejected, match=re.escape(message)):
+    message = errors.NO_DECIDED_PAIRS.format(study="empty", incomplete=3, tasks=3, overlap=5)
+    with pytest.raises(errors.JobRejected, match=re.escape(message)):
         services.training_launch(user=alice, base_version=base_version, study=empty, options=TINY_RUN)
 
 
@@ -301,9 +301,9 @@ def test_a_comparison_of_differently_sized_versions_needs_a_display_size(
     gen = services.generation_launch(user=alice, model_version=child, prompt_set=prompt_set, steps=2)
     assert runner.job_run(gen.pk) == Job.State.SUCCEEDED
     before = Study.objects.count()
-    with pytest.raises(services.JobRejected, match="A 64×64, B 8×6 in 3 prompt"):
+    with pytest.raises(errors.JobRejected, match="A 64×64, B 8×6 in 3 prompt"):
         services.comparison_request(user=alice, version=child, prompt_set=prompt_set)
-    with pytest.raises(services.JobRejected, match="display size must be WIDTHxHEIGHT"):
+    with pytest.raises(errors.JobRejected, match="display size must be WIDTHxHEIGHT"):
         services.comparison_request(user=alice, version=child, prompt_set=prompt_set, display_size="big")
     assert Study.objects.count() == before
 
@@ -312,15 +312,15 @@ def test_comparison_needs_a_parent_and_generation_needs_weights(
     alice, base_version, other_version, prompt_set
 ):
     """Comparing a version without a parent, or generating without weights, is refused."""
-    no_parent = services.NO_PARENT.format(version=base_version.name)
-    with pytest.raises(services.JobRejected, match=re.escape(no_parent)):
+    no_parent = errors.NO_PARENT.format(version=base_version.name)
+    with pytest.raises(errors.JobRejected, match=re.escape(no_parent)):
         services.comparison_request(user=alice, version=base_version, prompt_set=prompt_set)
     with pytest.raises(
-        services.JobRejected, match=re.escape(services.NO_WEIGHTS.format(version=other_version.name))
+        errors.JobRejected, match=re.escape(errors.NO_WEIGHTS.format(version=other_version.name))
     ):
         services.generation_launch(user=alice, model_version=other_version, prompt_set=prompt_set)
     out_of_range = OUT_OF_RANGE.format(name="steps", interval="[1, 1000]", value=0)
-    with pytest.raises(services.JobRejected, match=re.escape(out_of_range)):
+    with pytest.raises(errors.JobRejected, match=re.escape(out_of_range)):
         services.generation_launch(user=alice, model_version=base_version, prompt_set=prompt_set, steps=0)
 
 
@@ -342,7 +342,7 @@ def test_the_chart_leaves_out_a_line_still_being_written(alice, base_version, pr
     from evalhub.jobs.selectors import job_metrics
 
     job = launch_training(alice, base_version, preference_study)
-    metrics = runner.job_folder(job) / "run" / "metrics.jsonl"
+    metrics = folders.job_folder(job) / "run" / "metrics.jsonl"
     metrics.parent.mkdir(parents=True)
     metrics.write_text('{"step": 1, "loss": 0.9}\nnot json\n{"step": 2, "loss": 0.8}\n{"step": 3, "lo')
     assert [p["step"] for p in job_metrics(job)] == [1, 2]

@@ -8,7 +8,7 @@ import io
 import pytest
 from rest_framework.fields import empty
 
-from evalhub.jobs import services
+from evalhub.jobs import job_options
 from evalhub.jobs.api import (
     GenerationLaunchInputSerializer,
     GenerationOptionFields,
@@ -101,7 +101,7 @@ GENERATION_CASES = [
 ]
 
 # A form always posts its selects; these are the defaults a browser would send.
-SELECTS = {name: option.default for name, option in services.TRAINING_OPTIONS.items() if option.choices}
+SELECTS = {name: option.default for name, option in job_options.TRAINING_OPTIONS.items() if option.choices}
 
 
 def _form_answer(form_class, values: dict) -> list[str] | None:
@@ -169,8 +169,8 @@ def test_generation_options_are_accepted_and_refused_alike(values, outcome):
 
 def test_the_table_covers_every_option_a_job_takes():
     """A new job option needs its rows above."""
-    assert {name for values, _ in TRAINING_CASES for name in values} == set(services.TRAINING_OPTIONS)
-    assert {name for values, _ in GENERATION_CASES for name in values} == set(services.GENERATION_OPTIONS)
+    assert {name for values, _ in TRAINING_CASES for name in values} == set(job_options.TRAINING_OPTIONS)
+    assert {name for values, _ in GENERATION_CASES for name in values} == set(job_options.GENERATION_OPTIONS)
 
 
 def test_the_launch_forms_and_serializers_are_built_from_the_declarations():
@@ -183,10 +183,10 @@ def test_the_launch_forms_and_serializers_are_built_from_the_declarations():
     assert issubclass(TrainingLaunchInputSerializer, TrainingOptionFields)
     assert issubclass(GenerationLaunchInputSerializer, GenerationOptionFields)
     form, api = TrainingForm(), TrainingLaunchInputSerializer()
-    for name, option in services.TRAINING_OPTIONS.items():
+    for name, option in job_options.TRAINING_OPTIONS.items():
         assert form.fields[name].initial == option.default is TRAIN_OPTIONS[name].default
         assert api.fields[name].default == (empty if option.default is None else option.default)
     assert list(form.fields)[:4] == ["base_version", "study", "sft_data", "version_name"]
-    for name in services.GENERATION_OPTIONS:
+    for name in job_options.GENERATION_OPTIONS:
         assert CompareForm().fields[name].initial == GENERATE_OPTIONS[name].default
     assert "display_size" in CompareForm().fields and "display_size" in CompareOptionsSerializer().fields

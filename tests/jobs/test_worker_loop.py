@@ -168,10 +168,11 @@ def test_the_loop_on_the_embedded_default(
 def test_a_worker_killed_mid_job_leaves_the_job_failed_with_a_reason(
     alice, base_version, preference_study, worker_env, tmp_path
 ):
-    """SIGKILL mid-training: the job ends failed with the reason within the timeout."""
+    """SIGKILL mid-training: the job ends failed with the reason within the timeout, by the
+    deployment's celery beat (reads of the job never write)."""
     client = researcher_client(alice)
     log = tmp_path / "worker.log"
-    with celery_worker(worker_env, log, queues="celery,gpu", name="jobs@%h") as worker:
+    with celery_worker(worker_env, log, queues="gpu", name="jobs@%h") as worker:
         launched = client.post(
             "/api/jobs/training/",
             {"base_version": base_version.pk, "study": preference_study.pk, "max_steps": 100000},
@@ -185,6 +186,9 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_with_a_reason(
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         killed_at = time.monotonic()
+    time.sleep(1)
+    assert client.get(f"/api/jobs/{job_id}/").json()["state"] == "running"  # a read changes nothing
+    with celery_worker(worker_env, tmp_path / "beat.log", queues="celery", name="beat@%h", beat=True):
         failed = wait_for(client, job_id, {"failed"}, HEARTBEAT_TIMEOUT + 30, log)
     assert time.monotonic() - killed_at < HEARTBEAT_TIMEOUT + 30
     assert "stopped reporting" in failed["error"] and "probably died mid-job" in failed["error"]

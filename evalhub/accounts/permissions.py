@@ -1,4 +1,4 @@
-"""API permissions by role."""
+"""API permissions by role (evalhub.accounts.roles), for every app's API."""
 
 from rest_framework.permissions import BasePermission
 
