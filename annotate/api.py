@@ -3,10 +3,14 @@ validates its input, calls one service or selector, and shapes the output."""
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,21 +22,31 @@ from annotate.assignment import (
     lease_report_image,
     lease_skip,
 )
+from annotate.converters import MAX_ID, MAX_POSITION
 from annotate.errors import AnnotationError
 from annotate.models import Study, StudyModel
 from annotate.services import study_create, study_update, task_set_gold
 from annotate.study_settings import AT_CREATION, CHANGEABLE, Setting
 from annotate.submission import MAX_TIMING_MS, Timing, judgment_submit
 from evalhub.accounts.permissions import IsAnnotator, IsResearcher
+from evalhub.api_errors import api_error_response
+from evalhub.api_parsers import BoundedJSONParser
 from evalhub.catalog.models import ModelVersion, PromptSet
+
+# The study in the path, as its URL converter takes it (annotate.converters): an id outside
+# the column's range matches no URL (404).
+STUDY_ID = OpenApiParameter(
+    "study_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, OpenApiParameter.PATH
+)
 
 
 class AnnotationAPIView(APIView):
-    """Maps the engine's errors to their HTTP status with a ``detail`` message."""
+    """Maps the engine's errors to their HTTP status, in the API's error shape
+    (``{"detail": <message>, "code": <the status's code>}``, evalhub.api_errors)."""
 
     def handle_exception(self, exc):
         if isinstance(exc, AnnotationError):
-            return Response({"detail": exc.message}, status=exc.status)
+            return api_error_response(exc.message, status=exc.status)
         return super().handle_exception(exc)
 
 
@@ -52,7 +66,7 @@ class AnnotatorAPIView(AnnotationAPIView):
     no form parsing or content negotiation on the hot path)."""
 
     permission_classes = [IsAnnotator]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
 
@@ -116,7 +130,7 @@ class NextAssignmentsApi(AnnotatorAPIView):
         assignments = AssignmentSerializer(many=True)
         progress = progress_serializer("ProgressIfAsked", allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, parameters=[STUDY_ID])
     def post(self, request, study_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -209,18 +223,28 @@ class SkipApi(AnnotatorAPIView):
 class ReportApi(AnnotatorAPIView):
     @extend_schema_serializer(component_name="ReportInput")
     class InputSerializer(serializers.Serializer):
-        position = serializers.IntegerField(min_value=0)
+        position = serializers.IntegerField(min_value=0, max_value=MAX_POSITION)
         reason = serializers.CharField(max_length=500, allow_blank=True, default="")
 
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: inline_serializer("Reported", {"status": serializers.CharField()})},
-    )
+    @extend_schema_serializer(component_name="ReportOutput")
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["reported", "duplicate"])
+        position = serializers.IntegerField(help_text="The reported image's position (the first report's).")
+        reason = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
     def post(self, request, token: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        lease_report_image(token=token, annotator=request.user, **data.validated_data)
-        return Response({"status": "reported"}, status=status.HTTP_201_CREATED)
+        result = lease_report_image(token=token, annotator=request.user, **data.validated_data)
+        return Response(
+            {
+                "status": "reported" if result.created else "duplicate",
+                "position": result.position,
+                "reason": result.report.reason,
+            },
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
 
 
 # ---------------------------------------------------------------- researchers
@@ -324,14 +348,24 @@ def study_output(study_id: int) -> dict:
     return studies_output([get_object_or_404(studies_for_output(), pk=study_id)])[0]
 
 
+class NamedField(serializers.SlugRelatedField):
+    """A catalog row by its name. A name with a NUL character is refused as unknown before
+    the look-up: no name holds one, and PostgreSQL refuses it in a query (a 500)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 class StudyListCreateApi(AnnotationAPIView):
     permission_classes = [IsResearcher]
 
     @extend_schema_serializer(component_name="StudyListCreateInput")
     class InputSerializer(settings_serializer(AT_CREATION)):
         # The settings at creation (annotate.study_settings), then the prompt set and models.
-        prompt_set = serializers.SlugRelatedField(slug_field="name", queryset=PromptSet.objects.all())
-        model_versions = serializers.SlugRelatedField(
+        prompt_set = NamedField(slug_field="name", queryset=PromptSet.objects.all())
+        model_versions = NamedField(
             slug_field="name",
             queryset=ModelVersion.objects.all(),
             many=True,
@@ -358,11 +392,11 @@ class StudyDetailApi(AnnotationAPIView):
     class InputSerializer(settings_serializer(CHANGEABLE, change=True)):
         pass
 
-    @extend_schema(responses=StudyOutputSerializer)
+    @extend_schema(responses=StudyOutputSerializer, parameters=[STUDY_ID])
     def get(self, request, study_id: int):
         return Response(study_output(study_id))
 
-    @extend_schema(request=InputSerializer, responses=StudyOutputSerializer)
+    @extend_schema(request=InputSerializer, responses=StudyOutputSerializer, parameters=[STUDY_ID])
     def patch(self, request, study_id: int):
         study = get_object_or_404(Study, pk=study_id)
         data = self.InputSerializer(data=request.data, partial=True)
@@ -384,6 +418,7 @@ class StudyGoldApi(AnnotationAPIView):
         responses=inline_serializer(
             "Gold", {"task_key": serializers.CharField(), "is_gold": serializers.BooleanField()}
         ),
+        parameters=[STUDY_ID],
     )
     def post(self, request, study_id: int):
         study = get_object_or_404(Study, pk=study_id)

@@ -19,7 +19,7 @@ run by ``evalhub.sql``).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotate import errors
@@ -188,19 +188,53 @@ def lease_skip(*, token: str, annotator) -> Lease:
     return lease
 
 
-def lease_report_image(*, token: str, annotator, position: int, reason: str = "") -> ImageReport:
-    """Record a broken image at ``position`` of the task, and skip the task."""
+@dataclass(frozen=True)
+class Report:
+    report: ImageReport
+    position: int  # the display position of the reported image in the task
+    created: bool  # False: the annotator had already reported this task; that report stands
+
+
+def lease_report_image(*, token: str, annotator, position: int, reason: str = "") -> Report:
+    """Record a broken image at ``position`` of the task, and skip the task.
+
+    One report per annotator and task (a unique constraint): a repeat, at any position,
+    records nothing and returns the first report, so reports count tasks an annotator
+    found broken, not clicks."""
     lease = lease_for(token=token, annotator=annotator)
+    first = _report_of(lease, annotator)
+    if first is not None:
+        return first
     task_image = TaskImage.objects.filter(task_id=lease.task_id, position=position).first()
     if task_image is None:
-        raise NotFound(f"no image at position {position}")
-    with transaction.atomic():
-        report = ImageReport.objects.create(
-            task_id=lease.task_id, image_id=task_image.image_id, annotator=annotator, reason=reason[:500]
-        )
-        if lease.state == Lease.State.ACTIVE:
-            lease_skip(token=token, annotator=annotator)
-    return report
+        raise NotFound(errors.NO_IMAGE_AT.format(position=position))
+    try:
+        with transaction.atomic():
+            report = ImageReport.objects.create(
+                task_id=lease.task_id, image_id=task_image.image_id, annotator=annotator, reason=reason[:500]
+            )
+            if lease.state == Lease.State.ACTIVE:
+                lease_skip(token=token, annotator=annotator)
+    except IntegrityError:
+        # A concurrent repeat won the race: its report stands.
+        first = _report_of(lease, annotator)
+        if first is None:
+            raise
+        return first
+    return Report(report=report, position=position, created=True)
+
+
+def _report_of(lease: Lease, annotator) -> Report | None:
+    """The annotator's report on the lease's task, if they made one."""
+    report = ImageReport.objects.filter(task_id=lease.task_id, annotator=annotator).first()
+    if report is None:
+        return None
+    position = (
+        TaskImage.objects.filter(task_id=lease.task_id, image_id=report.image_id)
+        .values_list("position", flat=True)
+        .first()
+    )
+    return Report(report=report, position=position, created=False)
 
 
 def annotator_progress(*, study_id: int, annotator) -> Progress:

@@ -47,7 +47,7 @@ DISPLAY_SIZE_NOT_AB = "a display size applies to A/B studies only"
 NAME_EMPTY = "the study needs a name"
 TOO_LONG = "the {setting} must be at most {max_length} characters"
 NOT_ONE_OF = "{setting} must be one of {choices}, got {value!r}"
-IMAGE_INDEX_RANGE = "image_index must be 0 or more, got {index}"
+IMAGE_INDEX_RANGE = "image_index must be from 0 to 2147483647, got {index}"
 WRONG_TYPE = "{setting} must be {expected}, got {value!r}"
 
 # Assignment and submission
@@ -57,9 +57,12 @@ UNKNOWN_ASSIGNMENT = "no such assignment for you"
 UNKNOWN_STUDY = "no such study"
 ALREADY_ANSWERED = "you already answered this task"
 TASK_SKIPPED = "you skipped this task"
-TASK_FULL = "your lease expired and the task has received all its answers"
+# A live lease keeps its slot, so a task fills up under it only by other means (an import of
+# judgments, a smaller overlap); a lease that expired gave its slot back to the pool.
+TASK_FULL = "this task already has all the answers it needs"
 LEASE_LOST = "your lease expired and the task went to someone else"
 CLIENT_ID_REUSED = "this client_id was already used for another task"
+NO_IMAGE_AT = "no image at position {position}"
 
 # Answers
 ANSWER_NOT_OBJECT = "the answer must be a JSON object"

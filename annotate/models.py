@@ -303,13 +303,19 @@ class ImageExposure(models.Model):
 
 
 class ImageReport(models.Model):
-    """An annotator's report that an image in a task is broken."""
+    """An annotator's report that an image in a task is broken: at most one per annotator
+    and task, so a study's report count is the tasks its annotators found broken."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reports")
     image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="reports")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "annotator"], name="report_once_per_annotator"),
+        ]
 
     def __str__(self) -> str:
         return f"report on task {self.task_id}"

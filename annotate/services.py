@@ -173,7 +173,7 @@ def study_update(*, study: Study, **changes) -> Study:
 
     The overlap is fixed once a judgment exists: changing it would change what the
     judgments already collected count towards. The title and guidelines are checked like
-    at creation: annotators read them.
+    at creation: annotators read them; a name another study has is refused as at creation.
     """
     study = Study.objects.select_for_update().get(pk=study.pk)
     changes = study_settings_clean(changes, kind=study.kind)
@@ -186,7 +186,13 @@ def study_update(*, study: Study, **changes) -> Study:
         # With no judgment yet, every task stays open whatever N is.
     for field, value in changes.items():
         setattr(study, field, value)
-    study.save()
+    try:
+        with transaction.atomic():
+            study.save()
+    except IntegrityError:
+        if "name" not in changes:
+            raise
+        raise InvalidInput(errors.STUDY_NAME_TAKEN.format(name=changes["name"])) from None
     return study
 
 

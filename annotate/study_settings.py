@@ -190,6 +190,7 @@ IMAGE_INDEX = Setting(
     invalid=lambda value: errors.IMAGE_INDEX_RANGE.format(index=value),
     default=0,
     low=0,
+    high=2**31 - 1,  # GeneratedImage.index is a PositiveIntegerField
     kinds=(Study.Kind.AB, Study.Kind.ALIGNMENT),
 )
 GUIDELINES = Setting(

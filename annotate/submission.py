@@ -160,11 +160,12 @@ def _submit(
         raise Conflict(errors.ALREADY_ANSWERED)
     if state == Lease.State.SKIPPED:
         raise Conflict(errors.TASK_SKIPPED)
-    if sql.aware(expires_at) <= now:
+    expired = sql.aware(expires_at) <= now
+    if expired:
         # The slot this lease reserved may have gone to someone else meanwhile.
         taken += others_active
     if taken >= overlap:
-        raise Conflict(errors.TASK_FULL)
+        raise Conflict(errors.LEASE_LOST if expired else errors.TASK_FULL)
     left_model_id = left_model_id if kind == Study.Kind.AB else None
     fetched_at = sql.aware(shown_at)
     displayed_at, on_screen_seconds = timing_times(timing, fetched_at=fetched_at, now=now)

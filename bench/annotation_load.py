@@ -457,7 +457,7 @@ def main() -> int:
         **os.environ,
         "DATABASE_URL": args.database,
         "DEBUG": "0",
-        "SECRET_KEY": "bench-only",
+        "SECRET_KEY": "bench-only-" + "k3y" * 20,  # production settings want 50+ characters
         "ALLOWED_HOSTS": "127.0.0.1",
         "EVALHUB_VAR_DIR": var_dir,
         "DJANGO_SETTINGS_MODULE": "evalhub.settings",

@@ -5,6 +5,7 @@ deployment fails at start-up with the variable's name instead of misbehaving lat
 """
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -47,6 +48,36 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_RATE = re.compile(r"^\s*\d+\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+
+
+def env_rate(name: str, default: str | None) -> str | None:
+    """The variable as a request rate for DRF's throttles, ``N/s``, ``N/min``, ``N/hour``
+    or ``N/day``; ``off`` (or an empty value) for no limit."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() in {"", "off", "none"}:
+        return None
+    if not _RATE.match(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 100/min (per s, min, hour or day) or off, got {raw!r}"
+        )
+    return raw.replace(" ", "")
+
+
+def env_cache(name: str) -> dict:
+    """The default cache from a URL: unset or empty for the local-memory cache (one per
+    process), ``redis://host:port/db`` (or ``rediss://``) for Django's Redis cache,
+    shared by every process that names it."""
+    url = os.environ.get(name, "").strip()
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    raise ImproperlyConfigured(f"{name} must be empty or a redis:// URL, got {url!r}")
 
 
 def subprocess_env(**overrides: str) -> dict[str, str]:

@@ -6,12 +6,15 @@ and media under ``var/``, and a Celery broker on the local filesystem that needs
 server. ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from evalhub.env import env_bool, env_int, env_list, env_str
+from evalhub.catalog.limits import ALL as IMPORT_LIMITS
+from evalhub.env import env_bool, env_cache, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("EVALHUB_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -20,6 +23,9 @@ VAR_DIR = Path(env_str("EVALHUB_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env_bool("DEBUG", default=False)
 
+# Django's own test of a strong key (check --deploy, security.W009), enforced at start-up.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE = 5
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
@@ -28,18 +34,65 @@ if not SECRET_KEY:
             "(or DEBUG=1 for local development only)."
         )
     SECRET_KEY = "insecure-development-key-never-use-in-production"
+elif not DEBUG and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak: it has {len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} of "
+        f"them different; it needs at least {SECRET_KEY_MIN_LENGTH} characters, "
+        f"{SECRET_KEY_MIN_UNIQUE} different, and no 'django-insecure-' prefix. Make one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (or set DEBUG=1 for local "
+        "development only)."
+    )
+
+# `seed_demo` makes accounts with a public password: only in a process started with DEBUG=1
+# (kept apart from DEBUG, which the test runner turns off inside the tests it runs).
+DEMO_SEED_ALLOWED = DEBUG
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
-    if env_bool("SECURE_PROXY_SSL", default=False):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS. Cookies are secure unless DEBUG; the redirect and HSTS are off until the
+# deployment serves HTTPS (turned on without it, every request would redirect to a URL
+# that does not answer, and browsers would remember HSTS for its whole duration).
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+if env_bool("SECURE_PROXY_SSL", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "evalhub.error_pages.csrf_failure"
+
+# Reverse proxies in front of the app that append the client's address to
+# X-Forwarded-For: the login lockout and the API's per-address rate read the client there
+# (0: the socket's peer, and X-Forwarded-For is ignored, since anyone can send it).
+PROXY_COUNT = env_int("PROXY_COUNT", 0)
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else from this
+# site only; no inline <script>, style= attribute or on…= handler anywhere (templates
+# load evalhub/static and the apps' static folders).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],  # data: for the icons inside Swagger UI's stylesheet
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # ---------------------------------------------------------------- applications
 
@@ -54,6 +107,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
+    "axes",
     "evalhub.catalog",
     "annotate",
     "evalhub.results",
@@ -67,12 +123,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "evalhub.security_headers.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out log-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "evalhub.urls"
@@ -128,9 +187,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and address before the password is checked.
+    "evalhub.accounts.backends.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login lockout (django-axes) at /accounts/login/ and /admin/login/: after
+# LOGIN_FAILURE_LIMIT failures for one username from one address, that pair is refused
+# (429, even with the right password) for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "evalhub.accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "evalhub.accounts.lockout.client_address"  # as the API's rates, PROXY_COUNT
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# ---------------------------------------------------------------- cache
+
+# The API's rate counts live here: one local-memory cache per process unless CACHE_URL
+# names a Redis server that all workers share (production; README, Configuration).
+CACHES = {"default": env_cache("CACHE_URL")}
 
 # ---------------------------------------------------------------- i18n, static, media
 
@@ -154,7 +233,10 @@ STORAGES = {
 # Uploaded prompt sets and image archives; larger bodies are refused with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-EVALHUB_MAX_IMAGE_BYTES = env_int("EVALHUB_MAX_IMAGE_BYTES", 50 * 1024 * 1024)
+# What an import accepts (evalhub/catalog/limits.py declares each bound and its default);
+# the environment overrides one by its name.
+for _limit in IMPORT_LIMITS:
+    globals()[_limit.setting] = env_int(_limit.setting, _limit.default)
 # How an item's N judgments decide it (evalhub/results/majority.py): "plurality" (strictly
 # more votes than any other option) or "absolute" (also more than half the votes).
 EVALHUB_MAJORITY_RULE = env_str("EVALHUB_MAJORITY_RULE", "plurality")
@@ -170,6 +252,9 @@ EVALHUB_JOB_TIME_LIMIT = env_int("EVALHUB_JOB_TIME_LIMIT", 14 * 24 * 3600)
 
 # ---------------------------------------------------------------- REST API
 
+# A JSON body's nesting is bounded like a JSONL line's (EVALHUB_MAX_JSON_DEPTH, with the
+# import limits above; evalhub.api_parsers); its size by DATA_UPLOAD_MAX_MEMORY_SIZE.
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -177,6 +262,26 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON in and out, and errors in one shape (docs/annotation-api.md, "Errors"). No
+    # form parsing (a form field read by a JSONField is decoded with no bound) and no
+    # browsable pages (they carry inline script): /api/docs/ is the page for people.
+    "DEFAULT_PARSER_CLASSES": ["evalhub.api_parsers.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["evalhub.api_errors.APIJSONRenderer"],
+    "EXCEPTION_HANDLER": "evalhub.api_errors.api_exception_handler",
+    # Rates per scope (evalhub.api_throttles); `off` lifts one. Without DEBUG they default
+    # to these; with DEBUG (development, the test suite, whose users share ids and minutes
+    # across tests) to none, unless set.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "evalhub.api_throttles.AnnotatorRateThrottle",
+        "evalhub.api_throttles.ResearcherRateThrottle",
+        "evalhub.api_throttles.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "annotator": env_rate("API_RATE_ANNOTATOR", None if DEBUG else "3000/min"),
+        "researcher": env_rate("API_RATE_RESEARCHER", None if DEBUG else "240/min"),
+        "anon": env_rate("API_RATE_ANONYMOUS", None if DEBUG else "60/min"),
+    },
+    "NUM_PROXIES": PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "EvalHub API",
@@ -188,6 +293,15 @@ SPECTACULAR_SETTINGS = {
         "JobKindEnum": "evalhub.jobs.models.Job.Kind",
         "JobStateEnum": "evalhub.jobs.models.Job.State",
     },
+    # The schema and its page are for signed-in users only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "evalhub.api_errors.schema_error_responses",
+    ],
+    # Swagger UI from this site's static files (drf-spectacular-sidecar), as the CSP wants.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # ---------------------------------------------------------------- Celery

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from evalhub.accounts.views import home
 from evalhub.ops.health import healthz
@@ -18,6 +18,18 @@ urlpatterns = [
     path("api/", include("evalhub.results.api_urls")),
     path("api/", include("evalhub.jobs.api_urls")),
     path("jobs/", include("evalhub.jobs.urls")),
+    # The schema and its interactive page, for signed-in users (SPECTACULAR_SETTINGS).
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api_docs.html"),
+        name="api-docs",
+    ),
     path("healthz", healthz, name="healthz"),
 ]
+
+# JSON in the API's error contract under /api/, the site's pages elsewhere.
+handler400 = "evalhub.error_pages.bad_request"
+handler403 = "evalhub.error_pages.permission_denied"
+handler404 = "evalhub.error_pages.page_not_found"
+handler500 = "evalhub.error_pages.server_error"

@@ -36,10 +36,22 @@ NOT_POSITIVE = "{name} must be positive, got {value!r}"
 NEGATIVE = "{name} must not be negative, got {value!r}"
 BELOW_MINIMUM = "{name} must be at least {minimum:g}, got {value!r}"
 OUT_OF_RANGE = "{name} must be in {interval}, got {value!r}"
+TOO_LARGE = "{name} must be at most {cap}, got {value!r}"
 SFT_TAKES_NO_BETA = "beta, pixel_beta and gamma apply to dpo/simpo, not sft"
 GAMMA_IS_SIMPOS = "gamma is SimPO's margin; dpo does not take one"
 
 _KIND_NAMES = {int: "a whole number", float: "a finite number", bool: "true or false", str: "text"}
+
+# Caps of the whole-number options (``Option.cap``). Every int a run takes has one, far
+# above any sensible run and well inside what stores and uses it: a job's progress is a
+# 32-bit column, and a seed feeds numpy's and torch's generators and, plus an image's
+# place, the catalog's 64-bit seed column (training.generate).
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 1_000_000
+MAX_BATCH = 1024
+MAX_SIDE = 4096  # pixels
+MAX_RANK = 1024
+MAX_WORKERS = 256
 
 
 class OptionError(ValueError):
@@ -56,6 +68,8 @@ class Option:
     """One option: its type, default, help and the values it takes.
 
     Bounds are inclusive (``minimum``, ``maximum``) or exclusive (``above``, ``below``).
+    ``cap`` is the largest whole number taken at all where no bound says: not a rule of the
+    method, a guard that keeps a value storable and a run finite (refused as "at most").
     A ``None`` default means "not set": ``per_family`` or ``per_method`` give the value it
     then takes, or ``derived_default`` says in words what it follows. ``label`` and
     ``choice_labels`` are what a form shows (default: the name, the value); ``required``
@@ -77,6 +91,7 @@ class Option:
     per_method: dict = field(default_factory=dict)
     derived_default: str = ""
     required: bool = False
+    cap: int | None = None
 
     @property
     def flag(self) -> str:
@@ -110,6 +125,8 @@ class Option:
             raise OptionError(message, self.name)
         if not self._within_bounds(value):
             raise OptionError(self._bounds_message(value), self.name)
+        if self.cap is not None and value > self.cap:
+            raise OptionError(TOO_LARGE.format(name=self.name, cap=self.cap, value=value), self.name)
         return value
 
     def _type_message(self, value) -> str:
@@ -209,6 +226,7 @@ TRAIN_OPTIONS = _by_name(
         "training resolution in pixels, a multiple of the VAE's downscaling times the DiT's "
         "patch size or the U-Net's downsampling (checked once the model is loaded)",
         above=0,
+        cap=MAX_SIDE,
         derived_default="the model's native size",
     ),
     Option("random_flip", bool, False, "flip images horizontally at random (winner and loser together)"),
@@ -221,14 +239,21 @@ TRAIN_OPTIONS = _by_name(
         below=1,
     ),
     Option("share_noise", bool, True, "winner and loser get the same noise (they always share the timestep)"),
-    Option("max_steps", int, 100, "optimizer steps to run", above=0),
-    Option("batch_size", int, 1, "pairs (or images, for sft) per device per micro-step", above=0),
-    Option("gradient_accumulation_steps", int, 1, "micro-steps per optimizer step", above=0),
+    Option("max_steps", int, 100, "optimizer steps to run", above=0, cap=MAX_STEPS),
+    Option(
+        "batch_size",
+        int,
+        1,
+        "pairs (or images, for sft) per device per micro-step",
+        above=0,
+        cap=MAX_BATCH,
+    ),
+    Option("gradient_accumulation_steps", int, 1, "micro-steps per optimizer step", above=0, cap=MAX_BATCH),
     Option("learning_rate", float, 1e-5, "peak learning rate of AdamW", above=0),
     Option("weight_decay", float, 5e-6, "AdamW weight decay (paper: 5e-6)", minimum=0),
     Option("max_grad_norm", float, 1.0, "gradient clipping norm (0 turns clipping off)", minimum=0),
     Option("lr_schedule", str, "constant", "learning-rate schedule after warm-up", choices=LR_SCHEDULES),
-    Option("lr_warmup_steps", int, 0, "linear warm-up steps", minimum=0),
+    Option("lr_warmup_steps", int, 0, "linear warm-up steps", minimum=0, cap=MAX_STEPS),
     Option(
         "mixed_precision",
         str,
@@ -258,6 +283,7 @@ TRAIN_OPTIONS = _by_name(
         "train LoRA adapters of this rank instead of all weights (0 = full fine-tuning)",
         label="LoRA rank",
         minimum=0,
+        cap=MAX_RANK,
     ),
     Option("lora_alpha", float, None, "LoRA alpha", above=0, derived_default="the rank"),
     Option(
@@ -268,10 +294,24 @@ TRAIN_OPTIONS = _by_name(
         above=0,
         below=1,
     ),
-    Option("checkpoint_every", int, 0, "save a resumable checkpoint every K steps (0 = none)", minimum=0),
-    Option("checkpoints_keep", int, 2, "how many recent checkpoints to keep", above=0),
-    Option("seed", int, 0, "seed of the data order, noise, timesteps and augmentations", minimum=0),
-    Option("dataloader_workers", int, 0, "data-loading worker processes", minimum=0),
+    Option(
+        "checkpoint_every",
+        int,
+        0,
+        "save a resumable checkpoint every K steps (0 = none)",
+        minimum=0,
+        cap=MAX_STEPS,
+    ),
+    Option("checkpoints_keep", int, 2, "how many recent checkpoints to keep", above=0, cap=MAX_STEPS),
+    Option(
+        "seed",
+        int,
+        0,
+        "seed of the data order, noise, timesteps and augmentations",
+        minimum=0,
+        cap=MAX_SEED,
+    ),
+    Option("dataloader_workers", int, 0, "data-loading worker processes", minimum=0, cap=MAX_WORKERS),
     Option("tensorboard", bool, False, "also log metrics to TensorBoard under output_dir/logs"),
 )
 
@@ -344,9 +384,17 @@ GENERATE_OPTIONS = _by_name(
         minimum=0,
         per_family={"unet": 7.5, "dit": 4.5},  # the reference pipelines: SD 1.5, PixArt-α
     ),
-    Option("seed", int, 0, "seed of the first image", minimum=0),
-    Option("resolution", int, None, "image side in pixels", above=0, derived_default="the model's"),
-    Option("batch_size", int, 5, "images per pipeline call", minimum=1),
+    Option("seed", int, 0, "seed of the first image", minimum=0, cap=MAX_SEED),
+    Option(
+        "resolution",
+        int,
+        None,
+        "image side in pixels",
+        above=0,
+        cap=MAX_SIDE,
+        derived_default="the model's",
+    ),
+    Option("batch_size", int, 5, "images per pipeline call", minimum=1, cap=MAX_BATCH),
 )
 
 

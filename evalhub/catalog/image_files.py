@@ -17,6 +17,14 @@ class ImageUnreadable(ValueError):
     """The bytes are not an image Pillow can fully decode."""
 
 
+class ImageTooLarge(Exception):
+    """The image's header declares more pixels than allowed; nothing was decoded."""
+
+    def __init__(self, width: int, height: int, limit: int):
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(f"{width}×{height} pixels, over the limit of {limit}")
+
+
 @dataclass(frozen=True)
 class CanonicalImage:
     png: bytes
@@ -25,14 +33,18 @@ class CanonicalImage:
     sha256: str
 
 
-def canonical_png(data: bytes) -> CanonicalImage:
+def canonical_png(data: bytes, *, max_pixels: int | None = None) -> CanonicalImage:
     """Decode ``data`` and re-encode its pixels alone as a PNG.
 
     The EXIF orientation is applied first, so the stored image looks as the original
-    did in a viewer, though the tag itself is dropped.
+    did in a viewer, though the tag itself is dropped. With ``max_pixels``, an image whose
+    header declares more is refused (``ImageTooLarge``) before its pixels are decoded.
     """
     try:
         with Image.open(io.BytesIO(data)) as source:
+            width, height = source.size  # from the header: Image.open decodes nothing
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLarge(width, height, max_pixels)
             source.load()
             upright = ImageOps.exif_transpose(source)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

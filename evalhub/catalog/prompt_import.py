@@ -21,11 +21,14 @@ from django.db import IntegrityError, transaction
 from evalhub.catalog import errors
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.models import AlignmentQuestion, Prompt, PromptSet
-from evalhub.catalog.row_checks import json_object, reject_unknown_fields, require_type, required
+from evalhub.catalog.row_checks import clean_text, json_object, reject_unknown_fields, require_type, required
 
 PROMPT_FIELDS = ("prompt", "category", "questions")
-MAX_CATEGORY = 100
-MAX_QUESTION = 500
+MAX_NAME = PromptSet._meta.get_field("name").max_length
+MAX_CATEGORY = Prompt._meta.get_field("category").max_length
+MAX_QUESTION = AlignmentQuestion._meta.get_field("text").max_length
+# What Python's csv module says when the file ends inside a quoted value (strict mode).
+_CSV_OPEN_QUOTE = "unexpected end of data"
 _ANSWERS = {"yes": True, "no": False, "true": True, "false": False}
 
 
@@ -80,9 +83,12 @@ def parse_prompt_rows(text: str, fmt: str) -> list[PromptRow]:
 @transaction.atomic
 def prompt_set_import(*, name: str, rows: list[PromptRow], description: str = "") -> PromptSet:
     """Create a prompt set with its prompts and alignment questions, all or nothing."""
-    name = name.strip()
+    name = clean_text(name.strip(), "name", None)
     if not name:
         raise ImportRejected(errors.EMPTY_VALUE.format(field="name"))
+    if len(name) > MAX_NAME:
+        raise ImportRejected(errors.TOO_LONG.format(field="name", limit=MAX_NAME))
+    description = clean_text(description, "description", None, multiline=True)
     if PromptSet.objects.filter(name=name).exists():
         raise ImportRejected(errors.PROMPT_SET_EXISTS.format(name=name))
     try:
@@ -105,13 +111,14 @@ def prompt_set_import(*, name: str, rows: list[PromptRow], description: str = ""
 
 
 def _parse_csv(text: str) -> list[PromptRow]:
-    reader = csv.reader(io.StringIO(text))
+    # Strict: a quote left open is an error, not the rest of the file read as one value.
+    reader = csv.reader(io.StringIO(text), strict=True)
     try:
         header = [column.strip().lower() for column in next(reader)]
     except StopIteration:
         return []
     except csv.Error as exc:
-        raise ImportRejected(str(exc), line=1) from None
+        raise _csv_error(exc, line=1) from None
     if "prompt" not in header:
         raise ImportRejected(errors.MISSING_PROMPT_COLUMN, line=1)
     unknown = [column for column in header if column not in PROMPT_FIELDS]
@@ -125,7 +132,7 @@ def _parse_csv(text: str) -> list[PromptRow]:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise ImportRejected(str(exc), line=line) from None
+            raise _csv_error(exc, line=line) from None
         if any(value.strip() for value in values):
             if len(values) > len(header):
                 raise ImportRejected(
@@ -141,6 +148,12 @@ def _parse_csv(text: str) -> list[PromptRow]:
             rows.append(_prompt_row(line, record.get("prompt", ""), record.get("category", ""), questions))
         line = reader.line_num + 1
     return rows
+
+
+def _csv_error(exc: csv.Error, line: int) -> ImportRejected:
+    if str(exc) == _CSV_OPEN_QUOTE:
+        return ImportRejected(errors.UNTERMINATED_QUOTE, line=line)
+    return ImportRejected(errors.BAD_CSV.format(error=exc), line=line)
 
 
 def _question_from_csv(item: str, line: int) -> QuestionRow:
@@ -192,7 +205,8 @@ def _question_from_json(item: object, line: int) -> QuestionRow:
 
 
 def _prompt_row(line: int, text: str, category: str, questions: list[QuestionRow]) -> PromptRow:
-    text, category = text.strip(), category.strip()
+    text = clean_text(text.strip(), "prompt", line, multiline=True)
+    category = clean_text(category.strip(), "category", line)
     if not text:
         raise ImportRejected(errors.EMPTY_VALUE.format(field="prompt"), line=line)
     if len(category) > MAX_CATEGORY:
@@ -206,7 +220,7 @@ def _prompt_row(line: int, text: str, category: str, questions: list[QuestionRow
 
 
 def _question_row(text: str, expected: bool, line: int) -> QuestionRow:
-    text = text.strip()
+    text = clean_text(text.strip(), "question", line)
     if not text:
         raise ImportRejected(errors.EMPTY_VALUE.format(field="question"), line=line)
     if len(text) > MAX_QUESTION:

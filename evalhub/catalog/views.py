@@ -3,10 +3,11 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 
 from evalhub.accounts.decorators import permission_page
-from evalhub.catalog import selectors
+from evalhub.catalog import limits, selectors
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.forms import ImageImportForm, ModelVersionForm, PromptSetImportForm
 from evalhub.catalog.image_import import generated_images_import
@@ -14,6 +15,10 @@ from evalhub.catalog.image_response import image_file_response
 from evalhub.catalog.image_sources import ImageSourceError, ZipSource
 from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
 from evalhub.catalog.prompt_import import decode_text, detect_format, parse_prompt_rows, prompt_set_import
+from evalhub.catalog.uploads import read_text_file, request_too_large
+
+PROMPT_SET_IMPORT_TITLE = "Import a prompt set"
+IMAGE_IMPORT_TITLE = "Import generated images"
 
 
 @permission_page("catalog.view_promptset")
@@ -80,13 +85,30 @@ def model_version_create(request):
     return render(request, "catalog/model_version_form.html", {"form": form})
 
 
+# The import pages refuse a body over its limit from its Content-Length, before Django
+# parses it. The CSRF check would parse it first (it reads the token from request.POST),
+# so it runs after the size check: csrf_exempt outside, csrf_protect inside, as Django's
+# documentation on upload handlers advises.
+
+
+@csrf_exempt
 @permission_page("catalog.import_data")
 def prompt_set_import_view(request):
+    if request.method == "POST":
+        limit = limits.MAX_TEXT_FILE_BYTES.value + limits.FORM_OVERHEAD_BYTES
+        if message := request_too_large(request, limit):
+            return _refused(request, PromptSetImportForm(), PROMPT_SET_IMPORT_TITLE, message)
+    return _prompt_set_import(request)
+
+
+@csrf_protect
+def _prompt_set_import(request):
     form = PromptSetImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            rows = parse_prompt_rows(decode_text(upload.read()), detect_format(upload.name))
+            fmt = detect_format(upload.name)
+            rows = parse_prompt_rows(read_text_file(upload, upload.name), fmt)
             prompt_set = prompt_set_import(
                 name=form.cleaned_data["name"], rows=rows, description=form.cleaned_data["description"]
             )
@@ -95,11 +117,21 @@ def prompt_set_import_view(request):
         else:
             messages.success(request, f"Imported {len(rows)} prompts into {prompt_set.name}.")
             return redirect("catalog:prompt_set_detail", pk=prompt_set.pk)
-    return render(request, "catalog/import_form.html", {"form": form, "title": "Import a prompt set"})
+    return _import_page(request, form, PROMPT_SET_IMPORT_TITLE)
 
 
+@csrf_exempt
 @permission_page("catalog.import_data")
 def image_import_view(request):
+    if request.method == "POST":
+        if message := request_too_large(request, limits.MAX_UPLOAD_BYTES.value):
+            form = ImageImportForm(initial=request.GET.dict())
+            return _refused(request, form, IMAGE_IMPORT_TITLE, message)
+    return _image_import(request)
+
+
+@csrf_protect
+def _image_import(request):
     form = ImageImportForm(request.POST or None, request.FILES or None, initial=request.GET.dict())
     if request.method == "POST" and form.is_valid():
         prompt_set = form.cleaned_data["prompt_set"]
@@ -107,7 +139,7 @@ def image_import_view(request):
             source = ZipSource.open(form.cleaned_data["archive"])
             result = generated_images_import(
                 prompt_set=prompt_set,
-                manifest=decode_text(source.manifest_text()),
+                manifest=decode_text(source.manifest_bytes()),
                 source=source,
                 create_models=form.cleaned_data["create_models"],
             )
@@ -125,7 +157,19 @@ def image_import_view(request):
                 + ".",
             )
             return redirect("catalog:prompt_set_detail", pk=prompt_set.pk)
-    return render(request, "catalog/import_form.html", {"form": form, "title": "Import generated images"})
+    return _import_page(request, form, IMAGE_IMPORT_TITLE)
+
+
+def _import_page(request, form, title: str):
+    """The form; a 400 when it comes back from a refused import."""
+    status = 400 if request.method == "POST" else 200
+    return render(request, "catalog/import_form.html", {"form": form, "title": title}, status=status)
+
+
+def _refused(request, form, title: str, message: str):
+    """The empty form with why the upload was refused unread."""
+    context = {"form": form, "title": title, "upload_error": message}
+    return render(request, "catalog/import_form.html", context, status=400)
 
 
 @require_GET

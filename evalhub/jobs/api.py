@@ -17,6 +17,7 @@ from evalhub.accounts.permissions import IsResearcher
 from evalhub.catalog.models import ModelVersion, PromptSet
 from evalhub.jobs import selectors, services
 from evalhub.jobs.errors import JobRejected
+from evalhub.jobs.folders import SFT_DATA_NAME_MAX
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.models import Job
 from evalhub.jobs.option_fields import options_serializer
@@ -77,7 +78,14 @@ GenerationOptionFields = options_serializer(
 class TrainingLaunchInputSerializer(TrainingOptionFields):
     base_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
     study = serializers.PrimaryKeyRelatedField(queryset=Study.objects.all(), required=False, allow_null=True)
-    sft_data = serializers.CharField(required=False, allow_blank=True, default="")
+    sft_data = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=SFT_DATA_NAME_MAX,
+        help_text="For SFT, instead of a study: the name of an SFT data set (a folder under "
+        "EVALHUB_JOBS_DIR/sft-data holding metadata.jsonl and its images); never a path.",
+    )
     version_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 

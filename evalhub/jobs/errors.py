@@ -2,14 +2,17 @@
 message forms, the API and the job page show. Tests reuse the constants."""
 
 UNKNOWN_OPTIONS = "unknown {kind} option(s): {names}"
-STUDY_OR_FOLDER = "give either a best/worst study or an SFT data folder"
+STUDY_OR_FOLDER = "give either a best/worst study or an SFT data set"
 NOT_BEST_WORST = "study {study!r} is not a best/worst-of-five study"
 NO_DECIDED_PAIRS = (
     "study {study!r} has no decided winner/loser pair yet: {incomplete} of {tasks} tasks still lack "
     "their {overlap} judgments"
 )
-FOLDER_TRAINS_SFT_ONLY = "an image folder trains SFT only; preference methods need a best/worst study"
-NO_SFT_DATA = "SFT data {path} does not exist (workers read it from shared storage)"
+FOLDER_TRAINS_SFT_ONLY = "an SFT data set trains SFT only; preference methods need a best/worst study"
+UNKNOWN_SFT_DATA = (
+    "no SFT data set named {name!r}: SFT data is named, never given as a path; the sets are the "
+    "folders under EVALHUB_JOBS_DIR/{folder} that hold a metadata.jsonl ({names})"
+)
 NO_WEIGHTS = "model version {version} has no weights folder (weights_uri is empty)"
 VERSION_NAME_TAKEN = "a model version named {name!r} already exists"
 VERSION_NAME_PROMISED = "job #{job} ({state}) will register a version named {name!r}; choose another name"

@@ -1,11 +1,63 @@
-"""Where a job's files live: its export, checkpoints, trained model, metrics and log."""
+"""Where a job's files live (its export, checkpoints, trained model, metrics and log), and
+the SFT data sets a training job may name.
 
+An SFT data set is a folder under ``$EVALHUB_JOBS_DIR/sft-data/`` holding ``metadata.jsonl``
+and its images (training.data's imagefolder layout), put there by whoever runs the
+deployment; a researcher names it by its folder's name, never by a path. So a launch never
+touches a path a researcher wrote, and the worker trains only on data inside that folder.
+"""
+
+import re
 from pathlib import Path
 
 from django.conf import settings
 
+from evalhub.jobs.errors import UNKNOWN_SFT_DATA, JobRejected
 from evalhub.jobs.models import Job
+
+SFT_DATA_DIR = "sft-data"
+SFT_DATA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # no separator, no leading dot
+SFT_DATA_NAME_MAX = 100
 
 
 def job_folder(job: Job) -> Path:
     return Path(settings.EVALHUB_JOBS_DIR) / str(job.pk)
+
+
+def sft_data_root() -> Path:
+    return Path(settings.EVALHUB_JOBS_DIR) / SFT_DATA_DIR
+
+
+def sft_data_names() -> list[str]:
+    """The SFT data sets, by name: the folders directly under :func:`sft_data_root` that hold a
+    ``metadata.jsonl`` and lie inside it (a link out of it is not one)."""
+    root = sft_data_root()
+    if not root.is_dir():
+        return []
+    inside = root.resolve()
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if SFT_DATA_NAME.fullmatch(entry.name)
+        and entry.resolve().is_relative_to(inside)
+        and entry.resolve() != inside
+        and (entry / "metadata.jsonl").is_file()
+    )
+
+
+def sft_data_folder(name: str) -> Path:
+    """The folder of the SFT data set ``name``, one of :func:`sft_data_names`.
+
+    Raises:
+        JobRejected: ``name`` is not the name of a set (a path, an unknown or a removed
+            set); the message lists the sets, and reads the same whatever ``name`` points
+            at, so it tells nothing about the server's files.
+    """
+    names = sft_data_names()
+    if not isinstance(name, str) or name not in names:
+        raise JobRejected(
+            UNKNOWN_SFT_DATA.format(
+                name=str(name)[:SFT_DATA_NAME_MAX], folder=SFT_DATA_DIR, names=", ".join(names) or "none yet"
+            )
+        )
+    return sft_data_root() / name

@@ -7,12 +7,18 @@ from annotate.forms import setting_field as study_setting_field
 from annotate.models import Study
 from annotate.study_settings import DISPLAY_SIZE
 from evalhub.catalog.models import ModelVersion, PromptSet
+from evalhub.jobs.folders import sft_data_names
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.option_fields import options_form
 from training.options import generate_options_validate, train_options_validate
 
 TrainingOptionsForm = options_form("TrainingOptionsForm", TRAINING_OPTIONS, train_options_validate)
 GenerationOptionsForm = options_form("GenerationOptionsForm", GENERATION_OPTIONS, generate_options_validate)
+
+
+def _sft_data_choices() -> list[tuple[str, str]]:
+    """The SFT data sets, read again each time the form is built."""
+    return [("", "---------"), *((name, name) for name in sft_data_names())]
 
 
 class TrainingForm(TrainingOptionsForm):
@@ -27,10 +33,12 @@ class TrainingForm(TrainingOptionsForm):
         required=False,
         help_text="Best/worst-of-five study whose preference pairs are the training data.",
     )
-    sft_data = forms.CharField(
+    sft_data = forms.ChoiceField(
+        choices=_sft_data_choices,
         required=False,
-        label="SFT data folder",
-        help_text="Or, for SFT: a folder with metadata.jsonl and images.",
+        label="SFT data set",
+        help_text="Or, for SFT: a data set, one of the folders under EVALHUB_JOBS_DIR/sft-data "
+        "(metadata.jsonl and its images).",
     )
     version_name = forms.CharField(
         required=False, max_length=200, help_text="Default: <base>-<method>-job<id>."

@@ -66,6 +66,7 @@ def option_form_field(option: Option) -> forms.Field:
     if option.kind is int:
         low = option.minimum if option.above is None else option.above + 1
         high = option.maximum if option.below is None else option.below - 1
+        high = option.cap if high is None else high
         attrs, field_class = {"min": low, "max": high}, forms.IntegerField
     else:
         attrs, field_class = {"min": option.minimum, "max": option.maximum, "step": "any"}, forms.FloatField

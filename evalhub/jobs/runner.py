@@ -34,8 +34,9 @@ from django.utils import timezone
 from evalhub.catalog.image_import import generated_images_import
 from evalhub.catalog.image_sources import DirectorySource
 from evalhub.catalog.models import ModelVersion
+from evalhub.catalog.uploads import read_text_file
 from evalhub.jobs.comparisons import comparison_create, free_name
-from evalhub.jobs.folders import job_folder
+from evalhub.jobs.folders import job_folder, sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS
 from evalhub.jobs.metrics import metrics_last
 from evalhub.jobs.models import Job
@@ -236,7 +237,8 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
             f"exported {export.pairs} pairs of study {job.source_study.name!r} ({export.content_hash[:12]})"
         )
     else:
-        data = Path(job.config["sft_data"])
+        # A set's name, checked again here: the worker reads nothing outside the sets' folder.
+        data = sft_data_folder(job.config["sft_data"])
     options = job.config["options"]
     config = TrainConfig(model=base.weights_uri, data=str(data), output_dir=str(folder / "run"), **options)
     job.config = {**job.config, "train_config": resolved(config, pipeline_family(config.model)).to_dict()}
@@ -320,7 +322,7 @@ def _run_generation(job: Job, monitor: JobMonitor) -> None:
     monitor.log(f"generating {job.progress_total} images with {version.name}")
     manifest = generate(config, on_progress=monitor.set_progress, should_stop=monitor.cancel_requested)
     imported = generated_images_import(
-        prompt_set=job.prompt_set, manifest=manifest.read_text(), source=DirectorySource(manifest.parent)
+        prompt_set=job.prompt_set, manifest=_manifest_text(manifest), source=DirectorySource(manifest.parent)
     )
     monitor.log(f"imported {imported.created} images ({imported.skipped} already there)")
     result = {"manifest": str(manifest), "imported": imported.created, "skipped": imported.skipped}
@@ -334,3 +336,9 @@ def _run_generation(job: Job, monitor: JobMonitor) -> None:
         result["studies"] = [s.pk for s in studies]
         monitor.log("created studies: " + "; ".join(s.name for s in studies))
     Job.objects.filter(pk=job.pk).update(result=result)
+
+
+def _manifest_text(path: Path) -> str:
+    """The generation's manifest, read within the import's text-file limit like any other."""
+    with path.open("rb") as handle:
+        return read_text_file(handle, path.name)

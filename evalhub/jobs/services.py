@@ -6,7 +6,6 @@ row it cannot read yet.
 """
 
 import logging
-from pathlib import Path
 
 from django.db import transaction
 from django.db.models.functions import Now
@@ -21,7 +20,6 @@ from evalhub.jobs.errors import (
     NO_DECIDED_PAIRS,
     NO_PARENT,
     NO_PROMPTS,
-    NO_SFT_DATA,
     NO_WEIGHTS,
     NOT_BEST_WORST,
     NOT_RETRYABLE,
@@ -31,6 +29,7 @@ from evalhub.jobs.errors import (
     VERSION_NAME_TAKEN,
     JobRejected,
 )
+from evalhub.jobs.folders import sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.models import Job
 from evalhub.jobs.tasks import run_job
@@ -100,8 +99,9 @@ def training_launch(
     version_name: str = "",
 ) -> Job:
     """Queue a training run of ``base_version`` on a best/worst study's preferences (or,
-    for SFT, an image folder). Every option is checked here, by the trainer's own rules
-    (``training.options``), before the job exists."""
+    for SFT, the SFT data set named ``sft_data``: evalhub.jobs.folders; never a path). Every
+    option is checked here, by the trainer's own rules (``training.options``), before the
+    job exists."""
     from evalhub.results.best_worst import best_worst_pairs, task_completion
 
     unknown = set(options) - set(TRAINING_OPTIONS)
@@ -128,10 +128,10 @@ def training_launch(
                     overlap=study.overlap,
                 )
             )
-    elif checked["method"] != "sft":
-        raise JobRejected(FOLDER_TRAINS_SFT_ONLY)
-    elif not Path(sft_data).exists():
-        raise JobRejected(NO_SFT_DATA.format(path=sft_data))
+    else:
+        sft_data_folder(sft_data)
+        if checked["method"] != "sft":
+            raise JobRejected(FOLDER_TRAINS_SFT_ONLY)
     _weights_folder(base_version)
     version_name = version_name.strip()
     _check_version_name(version_name)
@@ -210,6 +210,8 @@ def job_retry(job: Job, *, user) -> Job:
     config = dict(job.config)
     if job.kind == Job.Kind.TRAINING:
         config.pop("train_config", None)
+        if config.get("sft_data"):
+            sft_data_folder(config["sft_data"])  # a set since removed, or a path from before sets
         _check_version_name(config.get("version_name", ""))
     with transaction.atomic():
         retry = Job.objects.create(

@@ -1,13 +1,15 @@
 """Raw judgments as CSV, one row per judgment, models resolved: what anyone needs to
-recompute a study's tables. Researchers only: it names the models."""
+recompute a study's tables. Researchers only: it names the models. Cells that a
+spreadsheet would read as a formula (a prompt, study or annotator name starting with ``=``)
+are written as text (evalhub.csv_safe)."""
 
-import csv
 import io
 import json
 
 from django.db.models import F, OuterRef, Subquery
 
 from annotate.models import Judgment, Study, TaskImage
+from evalhub.csv_safe import csv_writer
 
 COLUMNS = [
     "study",
@@ -59,7 +61,7 @@ def judgments_csv(study: Study) -> str:
         )
     )
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows.iterator(chunk_size=5000):
         left = right = choice = winner = ""

@@ -2,12 +2,13 @@
 JSON and a PNG of stacked win/tie/lose bars. Percentages have one decimal, as in the
 paper's tables. A provisional table (one that counts items with fewer than N judgments)
 says so in each: a note above the Markdown and LaTeX tables and on the page, the chart's
-title, a ``provisional`` column in CSV and field in JSON."""
+title, a ``provisional`` column in CSV and field in JSON. The CSV writes a model or study
+name that a spreadsheet would read as a formula as text (evalhub.csv_safe)."""
 
-import csv
 import io
 import json
 
+from evalhub.csv_safe import csv_writer
 from evalhub.results.winrates import Comparison, CriterionResult, Share
 
 CRITERION_LABELS = {"flaws": "Visual flaws", "appeal": "Visual appeal"}
@@ -72,7 +73,7 @@ def to_json(comparisons: list[Comparison]) -> str:
 
 def to_csv(comparisons: list[Comparison]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow(
         [
             "model_a",

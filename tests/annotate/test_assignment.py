@@ -165,12 +165,41 @@ def test_another_annotators_token_is_not_found(study, annotators):
 def test_reporting_a_broken_image_records_it_and_skips(study, annotators):
     """A report names the image at the position and frees the task."""
     (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
-    report = lease_report_image(token=lease.token, annotator=annotators[0], position=1, reason="grey square")
-    assert report.image == Task.objects.get(pk=lease.task_id).task_images.get(position=1).image
+    result = lease_report_image(token=lease.token, annotator=annotators[0], position=1, reason="grey square")
+    assert result.created and result.position == 1
+    assert result.report.image == Task.objects.get(pk=lease.task_id).task_images.get(position=1).image
     assert ImageReport.objects.count() == 1
     assert Lease.objects.get(pk=lease.pk).state == Lease.State.SKIPPED
-    with pytest.raises(NotFound):
+
+
+def test_a_report_at_no_image_is_not_found(study, annotators):
+    """A position the task has no image at is refused, and nothing is recorded or skipped."""
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
+    with pytest.raises(NotFound, match=errors.NO_IMAGE_AT.format(position=7)):
         lease_report_image(token=lease.token, annotator=annotators[0], position=7)
+    assert not ImageReport.objects.exists()
+    assert Lease.objects.get(pk=lease.pk).state == Lease.State.ACTIVE
+
+
+def test_a_repeated_report_returns_the_first_and_records_nothing(study, annotators):
+    """One report per annotator and task: a repeat, at any position, is the first report."""
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
+    first = lease_report_image(token=lease.token, annotator=annotators[0], position=1, reason="grey")
+    for position in (1, 0, 7):
+        repeat = lease_report_image(token=lease.token, annotator=annotators[0], position=position, reason="x")
+        assert not repeat.created and repeat.report.pk == first.report.pk
+        assert (repeat.position, repeat.report.reason) == (1, "grey")
+    assert ImageReport.objects.count() == 1
+
+
+def test_the_database_keeps_one_report_per_annotator_and_task(study, annotators):
+    """The unique constraint backs the rule when two reports race past the first look."""
+    from django.db import IntegrityError, transaction
+
+    (lease,) = assignments_next(study_id=study.pk, annotator=annotators[0]).leases
+    report = lease_report_image(token=lease.token, annotator=annotators[0], position=0).report
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ImageReport.objects.create(task_id=report.task_id, image_id=report.image_id, annotator=annotators[0])
 
 
 def counted_progress(study, annotator) -> Progress:

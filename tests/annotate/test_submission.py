@@ -212,7 +212,8 @@ def test_a_late_answer_is_kept_while_the_task_has_room(ab, annotators):
 
 
 def test_a_late_answer_to_a_full_task_is_refused(ab, annotators):
-    """When the others filled the task after the lease expired, the late answer is a conflict."""
+    """When the others filled the task after the lease expired, the late answer is a conflict
+    that says the lease expired and the task went to someone else."""
     dana = annotators[0]
     lease = lease_for(ab, dana)
     late = timezone.now() + timedelta(minutes=10)
@@ -229,11 +230,33 @@ def test_a_late_answer_to_a_full_task_is_refused(ab, annotators):
                 )
                 filled += 1
     assert Task.objects.get(pk=lease.task_id).judgment_count == 2
-    with pytest.raises(Conflict, match=errors.TASK_FULL):
+    with pytest.raises(Conflict, match=errors.LEASE_LOST):
         judgment_submit(
             token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "tie"}, now=late
         )
     assert Judgment.objects.filter(task_id=lease.task_id).count() == 2
+
+
+def test_an_answer_to_a_task_filled_under_a_live_lease_is_refused_as_full(ab, annotators):
+    """A task can fill while a lease on it is live only by other means (here, an import of
+    judgments): the answer is refused as "full", not as a lost lease."""
+    dana = annotators[0]
+    lease = lease_for(ab, dana)
+    task = Task.objects.get(pk=lease.task_id)
+    for annotator in annotators[1:3]:
+        Judgment.objects.create(
+            task=task,
+            annotator=annotator,
+            client_id=uuid.uuid4(),
+            answer={"choice": "left"},
+            fetched_at=timezone.now(),
+            answered_at=timezone.now(),
+            source="import",
+        )
+    Task.objects.filter(pk=task.pk).update(judgment_count=2)
+    with pytest.raises(Conflict, match=errors.TASK_FULL):
+        judgment_submit(token=lease.token, annotator=dana, client_id=uuid.uuid4(), answer={"choice": "tie"})
+    assert Judgment.objects.filter(task=task, annotator=dana).count() == 0
 
 
 def test_a_bad_client_id_is_refused(ab, annotators):
@@ -442,5 +465,5 @@ def test_bad_timing_is_refused_with_the_reason(api, timing, detail):
     """Timing is three whole, non-negative durations of at most 30 days, on screen no longer than shown."""
     body = {"client_id": str(uuid.uuid4()), "answer": {"choice": "left"}, "timing": timing}
     response = api.post(SUBMIT.format(api.tokens[0]), body, format="json")
-    assert (response.status_code, response.json()) == (400, {"timing": detail})
+    assert (response.status_code, response.json()["timing"]) == (400, detail)
     assert not Judgment.objects.exists()

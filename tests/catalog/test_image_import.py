@@ -4,17 +4,21 @@ duplicates, and all-or-nothing rejection of bad rows."""
 import io
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from PIL import Image
 
-from evalhub.catalog import errors
+from evalhub.catalog import errors, image_import, limits
 from evalhub.catalog.errors import ImportRejected
+from evalhub.catalog.image_files import canonical_png
 from evalhub.catalog.image_import import generated_images_import
 from evalhub.catalog.image_sources import DirectorySource
-from evalhub.catalog.models import GeneratedImage, ModelVersion
+from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
+from tests.catalog.hostile_files import nested_json, png_claiming
 from tests.factories import ModelVersionFactory, PromptFactory, PromptSetFactory, jpeg_with_exif, png_bytes
 
 OPAQUE_NAME = re.compile(r"^images/[0-9a-f]{2}/[0-9a-f]{32}\.png$")
@@ -39,8 +43,9 @@ def write_images(folder: Path, count: int, name="sd15-base_{i}.png", **png) -> l
     return names
 
 
-def manifest(*rows: dict) -> str:
-    return "\n".join(json.dumps(row) for row in rows) + "\n"
+def manifest(*rows: dict | str) -> str:
+    """JSONL of ``rows``; a string row is a line as it is."""
+    return "\n".join(row if isinstance(row, str) else json.dumps(row) for row in rows) + "\n"
 
 
 def row(image: str, index: int = 0, prompt: str = "a red circle", model: str = "sd15-base", **extra) -> dict:
@@ -151,6 +156,23 @@ def test_it_rejects_an_image_identical_to_an_earlier_row(prompt_set, tmp_path):
     assert str(caught.value) == "line 2: " + errors.DUPLICATE_IMAGE_IN_FILE.format(path="b.png", first_line=1)
 
 
+def test_a_file_listed_twice_is_refused_before_it_is_decoded_again(prompt_set, tmp_path, monkeypatch):
+    """The same bytes on two rows are a duplicate found by their hash, with one decode."""
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    decoded = []
+    decoding = canonical_png
+
+    def counting(data, **kwargs):
+        decoded.append(len(data))
+        return decoding(data, **kwargs)
+
+    monkeypatch.setattr(image_import, "canonical_png", counting)
+    with pytest.raises(ImportRejected) as caught:
+        run_import(prompt_set, tmp_path, manifest(row("a.png", 0), row("a.png", 1)))
+    assert str(caught.value) == "line 2: " + errors.DUPLICATE_IMAGE_IN_FILE.format(path="a.png", first_line=1)
+    assert len(decoded) == 1
+
+
 def test_it_rejects_an_image_identical_to_a_stored_one(prompt_set, tmp_path):
     """An image already imported elsewhere is reported with where it is."""
     names = write_images(tmp_path, 1)
@@ -206,7 +228,10 @@ BAD_ROWS = {
         row("x.png", 2) | {"index": 1.5},
         errors.WRONG_TYPE.format(field="index", expected="an integer", got="a number"),
     ),
-    "negative index": (row("x.png", -1), errors.NEGATIVE_INDEX.format(value=-1)),
+    "negative index": (
+        row("x.png", -1),
+        errors.OUT_OF_RANGE.format(field="index", low=0, high=2**31 - 1, value=-1),
+    ),
     "settings not an object": (
         row("x.png", 2, settings=[50]),
         errors.WRONG_TYPE.format(field="settings", expected="an object", got="a list"),
@@ -242,6 +267,98 @@ def test_a_bad_row_stops_the_import_and_leaves_nothing_behind(case, prompt_set, 
     assert stored_files(media_root) == []
 
 
+BIGINT, POSITIVE_INT = 2**63 - 1, 2**31 - 1
+RAW_ROW = '{"prompt": "a red circle", "model": "sd15-base", "seed": 7, "index": 2, "image": "x.png", '
+UNSAFE_ROWS = {
+    "seed beyond 64 bits": (
+        row("x.png", 2) | {"seed": 2**70},
+        errors.OUT_OF_RANGE.format(field="seed", low=-BIGINT - 1, high=BIGINT, value=2**70),
+    ),
+    "seed below 64 bits": (
+        row("x.png", 2) | {"seed": -(2**63) - 1},
+        errors.OUT_OF_RANGE.format(field="seed", low=-BIGINT - 1, high=BIGINT, value=-(2**63) - 1),
+    ),
+    "index beyond 31 bits": (
+        row("x.png", 2**40),
+        errors.OUT_OF_RANGE.format(field="index", low=0, high=POSITIVE_INT, value=2**40),
+    ),
+    "settings nested 100,000 deep": (
+        RAW_ROW + '"settings": {"a": ' + nested_json(100_000) + "}}",
+        errors.JSON_TOO_DEEP.format(limit=limits.MAX_JSON_DEPTH.default),
+    ),
+    "NaN in settings": (
+        RAW_ROW + '"settings": {"guidance": NaN}}',
+        errors.NOT_JSON.format(error="NaN is not a JSON number"),
+    ),
+    "infinite number in settings": (
+        RAW_ROW + '"settings": {"guidance": 1e400}}',
+        errors.NOT_FINITE.format(field="settings"),
+    ),
+    "NUL in a settings string": (
+        row("x.png", 2, settings={"negative": ["blurry", "ugly\x00"]}),
+        errors.CONTROL_CHARACTER.format(field="settings", code=0),
+    ),
+    "NUL in the image path": (
+        row("x.png\x00.txt", 2),
+        errors.CONTROL_CHARACTER.format(field="image", code=0),
+    ),
+    "escape sequence in the model name": (
+        row("x.png", 2, model="sd15\x1b[2J"),
+        errors.CONTROL_CHARACTER.format(field="model", code=0x1B),
+    ),
+    "model name longer than its column": (
+        row("x.png", 2, model="m" * 201),
+        errors.TOO_LONG.format(field="model", limit=200),
+    ),
+    "image declaring 10000×10000 pixels": (
+        row("huge.png", 2),
+        errors.IMAGE_TOO_MANY_PIXELS.format(path="huge.png", width=10000, height=10000, limit=40_000_000),
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("case", sorted(UNSAFE_ROWS))
+def test_an_unsafe_row_is_refused_with_its_line_and_leaves_nothing(case, prompt_set, tmp_path, media_root):
+    """An unsafe row stops the import with its line; no row, model or file is left."""
+    names = write_images(tmp_path, 2)
+    (tmp_path / "x.png").write_bytes(png_bytes(color=(9, 9, 9)))
+    (tmp_path / "huge.png").write_bytes(png_claiming(10000, 10000))
+    bad_row, message = UNSAFE_ROWS[case]
+    with pytest.raises(ImportRejected) as caught:
+        run_import(
+            prompt_set,
+            tmp_path,
+            manifest(row(names[0], 0), row(names[1], 1, model="new-model"), bad_row),
+            create_models=True,
+        )
+    assert (caught.value.line, caught.value.detail) == (3, message)
+    assert not GeneratedImage.objects.exists()
+    assert not ModelVersion.objects.filter(name="new-model").exists()
+    assert stored_files(media_root) == []
+
+
+def test_the_pixel_limit_is_a_setting(prompt_set, tmp_path, settings):
+    """EVALHUB_MAX_IMAGE_PIXELS lowers the bound; the image is refused before decoding."""
+    settings.EVALHUB_MAX_IMAGE_PIXELS = 100
+    (tmp_path / "a.png").write_bytes(png_bytes(size=(16, 12)))
+    with pytest.raises(ImportRejected) as caught:
+        run_import(prompt_set, tmp_path, manifest(row("a.png")))
+    assert caught.value.detail == errors.IMAGE_TOO_MANY_PIXELS.format(
+        path="a.png", width=16, height=12, limit=100
+    )
+
+
+def test_an_image_file_over_the_byte_limit_is_refused(prompt_set, tmp_path, settings, media_root):
+    """A file past EVALHUB_MAX_IMAGE_BYTES is refused, read no further than the limit."""
+    settings.EVALHUB_MAX_IMAGE_BYTES = 100
+    (tmp_path / "a.png").write_bytes(png_bytes(size=(64, 64)))
+    with pytest.raises(ImportRejected) as caught:
+        run_import(prompt_set, tmp_path, manifest(row("a.png")))
+    assert caught.value.detail == errors.IMAGE_TOO_LARGE.format(path="a.png", limit=100)
+    assert stored_files(media_root) == []
+
+
 def test_a_row_that_is_not_json_names_its_line(prompt_set, tmp_path, media_root):
     """Broken JSON on line 2 stops the import before anything is kept."""
     names = write_images(tmp_path, 1)
@@ -261,16 +378,11 @@ def test_a_database_failure_after_files_were_written_removes_them(
 ):
     """Files written before an unexpected error are deleted too."""
     names = write_images(tmp_path, 2)
-    original = GeneratedImage.objects.create
-    calls = []
 
-    def fail_on_second(**kwargs):
-        calls.append(kwargs)
-        if len(calls) == 2:
-            raise RuntimeError("database went away")
-        return original(**kwargs)
+    def fail(*args, **kwargs):
+        raise RuntimeError("database went away")
 
-    monkeypatch.setattr(GeneratedImage.objects, "create", fail_on_second)
+    monkeypatch.setattr(GeneratedImage.objects, "bulk_create", fail)
     with pytest.raises(RuntimeError):
         run_import(prompt_set, tmp_path, manifest(row(names[0], 0), row(names[1], 1)))
     assert not GeneratedImage.objects.exists()
@@ -299,3 +411,122 @@ def test_the_command_reports_the_bad_line(prompt_set, tmp_path, media_root):
         call_command("import_images", str(path), "--prompt-set", "shapes")
     with pytest.raises(CommandError, match="no prompt set named 'nope'"):
         call_command("import_images", str(path), "--prompt-set", "nope")
+
+
+def test_the_command_refuses_a_manifest_over_the_size_limit(prompt_set, tmp_path, settings):
+    """A manifest past EVALHUB_MAX_TEXT_FILE_BYTES stops `import_images` before any row."""
+    settings.EVALHUB_MAX_TEXT_FILE_BYTES = 1000
+    names = write_images(tmp_path, 1)
+    path = tmp_path / "manifest.jsonl"
+    path.write_text(manifest(*(row(names[0], index) for index in range(20))))
+    message = errors.FILE_TOO_LARGE.format(name="manifest.jsonl", limit=1000)
+    with pytest.raises(CommandError, match=re.escape(f"manifest.jsonl: {message}")):
+        call_command("import_images", str(path), "--prompt-set", "shapes")
+    assert not GeneratedImage.objects.exists()
+
+
+# ---------------------------------------------------------------- the write transaction
+
+
+@pytest.fixture
+def committed_prompt_set(transactional_db):
+    """The shapes prompt set, committed, for tests where other connections look."""
+    prompt_set = PromptSetFactory(name="shapes")
+    PromptFactory(prompt_set=prompt_set, text="a red circle", position=0)
+    PromptFactory(prompt_set=prompt_set, text="a blue square", position=1)
+    ModelVersionFactory(name="sd15-base")
+    return prompt_set
+
+
+def write_from_another_connection(name: str, done: list) -> None:
+    try:
+        PromptSet.objects.create(name=name)
+        done.append(name)
+    finally:
+        connections.close_all()
+
+
+def test_other_connections_can_write_while_images_are_decoded(
+    committed_prompt_set, tmp_path, media_root, monkeypatch
+):
+    """Another connection writes while images are decoded: no transaction is open then."""
+    names = write_images(tmp_path, 3)
+    decoding = canonical_png
+    written = []
+
+    def slow_decode(data, **kwargs):
+        assert not connection.in_atomic_block
+        writer = threading.Thread(
+            target=write_from_another_connection, args=(f"meanwhile {len(written)}", written)
+        )
+        writer.start()
+        writer.join(timeout=10)
+        assert not writer.is_alive(), "the other connection's write waited for the import"
+        return decoding(data, **kwargs)
+
+    monkeypatch.setattr(image_import, "canonical_png", slow_decode)
+    result = run_import(
+        committed_prompt_set, tmp_path, manifest(*(row(name, i) for i, name in enumerate(names)))
+    )
+    assert result.created == 3
+    assert written == ["meanwhile 0", "meanwhile 1", "meanwhile 2"]
+    assert len(stored_files(media_root)) == 3
+
+
+def test_a_slot_filled_during_decoding_is_caught_under_the_transaction(
+    committed_prompt_set, tmp_path, media_root, monkeypatch
+):
+    """A slot filled by another import during decoding is caught under the transaction."""
+    names = write_images(tmp_path, 2)
+    model, prompt = ModelVersion.objects.get(), committed_prompt_set.prompts.get(text="a red circle")
+    decoding = canonical_png
+
+    def decode_then_race(data, **kwargs):
+        image = decoding(data, **kwargs)
+        if not GeneratedImage.objects.exists():  # another import wins slot (sd15-base, a red circle, 1)
+            GeneratedImage.objects.create(
+                model_version=model,
+                prompt=prompt,
+                seed=0,
+                index=1,
+                file="x.png",
+                width=1,
+                height=1,
+                sha256="f" * 64,
+            )
+        return image
+
+    monkeypatch.setattr(image_import, "canonical_png", decode_then_race)
+    with pytest.raises(ImportRejected) as caught:
+        run_import(committed_prompt_set, tmp_path, manifest(row(names[0], 0), row(names[1], 1)))
+    assert caught.value.line == 2
+    assert caught.value.detail == errors.CONFLICTING_IMAGE.format(
+        model="sd15-base", index=1, prompt="a red circle"
+    )
+    assert list(GeneratedImage.objects.values_list("sha256", flat=True)) == ["f" * 64]
+    assert stored_files(media_root) == []
+
+
+def test_the_same_image_imported_meanwhile_is_skipped(
+    committed_prompt_set, tmp_path, media_root, monkeypatch
+):
+    """The same image stored in the slot meanwhile is skipped, and our file removed."""
+    names = write_images(tmp_path, 2)
+    model, prompt = ModelVersion.objects.get(), committed_prompt_set.prompts.get(text="a red circle")
+    first, second = (canonical_png((tmp_path / name).read_bytes()) for name in names)
+    decoding = canonical_png
+
+    def decode_then_race(data, **kwargs):
+        image = decoding(data, **kwargs)
+        if image.sha256 == second.sha256:  # the first row's file is stored by now
+            GeneratedImage.objects.create(
+                model_version=model, prompt=prompt, seed=0, index=0, file="images/theirs.png", width=16,
+                height=12, sha256=first.sha256,
+            )  # fmt: skip
+        return image
+
+    monkeypatch.setattr(image_import, "canonical_png", decode_then_race)
+    result = run_import(committed_prompt_set, tmp_path, manifest(row(names[0], 0), row(names[1], 1)))
+    assert (result.created, result.skipped) == (1, 1)
+    ours = GeneratedImage.objects.get(index=1)
+    assert stored_files(media_root) == [media_root / ours.file.name]

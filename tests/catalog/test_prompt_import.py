@@ -1,12 +1,15 @@
 """Prompt-set import from CSV and JSONL: the service, the parser and the command."""
 
+import re
+
 import pytest
 from django.core.management import CommandError, call_command
 
-from evalhub.catalog import errors
+from evalhub.catalog import errors, limits
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.models import AlignmentQuestion, Prompt, PromptSet
 from evalhub.catalog.prompt_import import parse_prompt_rows, prompt_set_import
+from tests.catalog.hostile_files import nested_json
 
 CSV = (
     "prompt,category,questions\n"
@@ -152,6 +155,82 @@ def test_it_rejects_a_bad_jsonl_row_naming_its_line(text, line, message):
     assert error.detail == message
 
 
+UNSAFE_INPUT = {
+    "CSV quote never closed": (
+        "csv",
+        'prompt,category\na dog,x\n"a cat,y\na cow,z\na hen,w\n',
+        3,
+        errors.UNTERMINATED_QUOTE,
+    ),
+    "CSV text after a closing quote": (
+        "csv",
+        'prompt,category\na dog,x\n"a cat"s,y\n',
+        3,
+        errors.BAD_CSV.format(error="',' expected after '\"'"),
+    ),
+    "NUL byte in a CSV prompt": (
+        "csv",
+        "prompt\na dog\na c\x00t\n",
+        3,
+        errors.CONTROL_CHARACTER.format(field="prompt", code=0),
+    ),
+    "control character in a CSV category": (
+        "csv",
+        "prompt,category\na dog,anim\x07ls\n",
+        2,
+        errors.CONTROL_CHARACTER.format(field="category", code=7),
+    ),
+    "NUL byte in a CSV question": (
+        "csv",
+        "prompt,questions\na dog,Is it\x00a dog?\n",
+        2,
+        errors.CONTROL_CHARACTER.format(field="question", code=0),
+    ),
+    "escaped NUL in a JSONL prompt": (
+        "jsonl",
+        '{"prompt": "a dog"}\n{"prompt": "a c\\u0000t"}\n',
+        2,
+        errors.CONTROL_CHARACTER.format(field="prompt", code=0),
+    ),
+    "lone surrogate in a JSONL question": (
+        "jsonl",
+        '{"prompt": "a dog", "questions": ["Is it \\ud800?"]}\n',
+        1,
+        errors.CONTROL_CHARACTER.format(field="question", code=0xD800),
+    ),
+    "JSONL line nested 100,000 deep": (
+        "jsonl",
+        '{"prompt": "a dog"}\n{"prompt": "a cat", "questions": ' + nested_json(100_000) + "}\n",
+        2,
+        errors.JSON_TOO_DEEP.format(limit=limits.MAX_JSON_DEPTH.default),
+    ),
+    "JSONL integer of 5000 digits": (
+        "jsonl",
+        '{"prompt": "a dog", "questions": [' + "9" * 5000 + "]}\n",
+        1,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE_INPUT))
+def test_it_refuses_unsafe_input_naming_its_line(case):
+    """Open quotes, control characters and deep nesting are errors naming their line."""
+    fmt, text, line, message = UNSAFE_INPUT[case]
+    error = rejection(text, fmt)
+    assert error.line == line
+    if message is None:
+        assert error.detail.startswith(errors.NOT_JSON.split("(")[0])
+    else:
+        assert error.detail == message
+
+
+def test_a_prompt_keeps_its_tabs_and_line_breaks():
+    """Tab and newline are text, not control characters, in a prompt."""
+    rows = parse_prompt_rows('prompt\n"a dog\ton a\nsofa"\n', "csv")
+    assert rows[0].text == "a dog\ton a\nsofa"
+
+
 @pytest.mark.parametrize("text, fmt", [("", "csv"), ("prompt,category\n", "csv"), ("\n\n", "jsonl")])
 def test_it_rejects_a_file_without_rows(text, fmt):
     """An empty file is an error, not an empty prompt set."""
@@ -198,6 +277,32 @@ def test_the_command_rejects_an_unknown_extension(tmp_path):
         _call("import_prompts", str(path))
     _call("import_prompts", str(path), "--format", "csv")
     assert PromptSet.objects.get().name == "prompts"
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_a_file_over_the_size_limit_unread(tmp_path, settings):
+    """A prompt file past EVALHUB_MAX_TEXT_FILE_BYTES stops the command; nothing is created."""
+    settings.EVALHUB_MAX_TEXT_FILE_BYTES = 1000
+    path = tmp_path / "big.csv"
+    path.write_text("prompt\n" + "".join(f"prompt number {i}\n" for i in range(200)))
+    message = errors.FILE_TOO_LARGE.format(name="big.csv", limit=1000)
+    with pytest.raises(CommandError, match=re.escape(f"big.csv: {message}")):
+        _call("import_prompts", str(path))
+    assert not PromptSet.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_a_control_character_in_the_name(tmp_path):
+    """A set's name is text like any other: no control characters, no more than its column holds."""
+    path = tmp_path / "p.csv"
+    path.write_text(CSV)
+    with pytest.raises(
+        CommandError, match=re.escape(errors.CONTROL_CHARACTER.format(field="name", code=0x1B))
+    ):
+        _call("import_prompts", str(path), "--name", "bad\x1b[31m")
+    with pytest.raises(CommandError, match=re.escape(errors.TOO_LONG.format(field="name", limit=200))):
+        _call("import_prompts", str(path), "--name", "n" * 201)
+    assert not PromptSet.objects.exists()
 
 
 def _call(*args) -> str:

@@ -354,11 +354,61 @@ def test_a_bad_csv_is_reported_with_its_line_and_nothing_is_created(client, alic
         reverse("catalog:prompt_set_import"),
         {"name": "animals", "file": SimpleUploadedFile("p.csv", bad, "text/csv")},
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     message = "line 4: " + errors.BAD_EXPECTED_ANSWER.format(value="maybe")
     assert escape(message) in response.content.decode()
     assert PromptSet.objects.count() == 0
     assert Prompt.objects.count() == 0
+
+
+BAD_PROMPT_UPLOADS = {
+    "NUL byte in a prompt": (
+        {"EVALHUB_MAX_TEXT_FILE_BYTES": 10 * 1024 * 1024},
+        b"prompt\na d\x00g\n",
+        "line 2: " + errors.CONTROL_CHARACTER.format(field="prompt", code=0),
+    ),
+    "quote never closed": (
+        {"EVALHUB_MAX_TEXT_FILE_BYTES": 10 * 1024 * 1024},
+        b'prompt\n"a dog\na cat\n',
+        "line 2: " + errors.UNTERMINATED_QUOTE,
+    ),
+    "file over the text-file limit": (
+        {"EVALHUB_MAX_TEXT_FILE_BYTES": 100},
+        b"prompt\n" + b"".join(b"prompt %d\n" % i for i in range(50)),
+        errors.FILE_TOO_LARGE.format(name="p.csv", limit=100),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROMPT_UPLOADS))
+def test_a_bad_prompt_upload_is_a_400_and_creates_nothing(case, client, alice, settings):
+    """Control characters, an open quote or a file over its limit: a 400 with the reason."""
+    overrides, data, message = BAD_PROMPT_UPLOADS[case]
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    client.force_login(alice)
+    response = client.post(
+        reverse("catalog:prompt_set_import"), {"name": "animals", "file": SimpleUploadedFile("p.csv", data)}
+    )
+    assert response.status_code == 400
+    assert escape(message) in response.content.decode()
+    assert not PromptSet.objects.exists()
+    assert not Prompt.objects.exists()
+
+
+def test_a_prompt_upload_over_the_request_limit_is_refused_unread(client, alice, settings):
+    """A prompt upload over the request limit is a 400 before its body is parsed."""
+    settings.EVALHUB_MAX_TEXT_FILE_BYTES = 100
+    client.force_login(alice)
+    data = b"prompt\n" + b"x" * (1024 * 1024)
+    response = client.post(
+        reverse("catalog:prompt_set_import"), {"name": "animals", "file": SimpleUploadedFile("p.csv", data)}
+    )
+    size = int(response.wsgi_request.META["CONTENT_LENGTH"])
+    assert response.status_code == 400
+    limit = 100 + 1024 * 1024
+    assert escape(errors.UPLOAD_TOO_LARGE.format(size=size, limit=limit)) in response.content.decode()
+    assert not PromptSet.objects.exists()
 
 
 # ---------------------------------------------------------------- image import
@@ -424,7 +474,7 @@ def test_a_manifest_path_climbing_out_of_the_archive_is_rejected(client, alice, 
         }
     )
     response = post_archive(client, shapes, archive)
-    assert response.status_code == 200
+    assert response.status_code == 400
     message = "line 2: " + errors.IMAGE_PATH_OUTSIDE.format(path="../x.png")
     assert escape(message) in response.content.decode()
     assert GeneratedImage.objects.count() == 0
@@ -437,7 +487,7 @@ def test_an_upload_that_is_not_a_zip_is_rejected(client, alice, shapes, media_ro
     client.force_login(alice)
     upload = SimpleUploadedFile("images.zip", png_bytes(), content_type="application/zip")
     response = post_archive(client, shapes, upload)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert escape(errors.NOT_A_ZIP) in response.content.decode()
     assert GeneratedImage.objects.count() == 0
     assert files_under(media_root) == []

@@ -27,7 +27,35 @@ CONFIG_VARIABLES = (
     "EVALHUB_VAR_DIR",
     "MEDIA_ROOT",
     "DATABASE_PREPARED_STATEMENTS",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_PROXY_SSL",
+    "PROXY_COUNT",
+    "CACHE_URL",
+    "API_RATE_ANNOTATOR",
+    "API_RATE_RESEARCHER",
+    "API_RATE_ANONYMOUS",
+    "EVALHUB_MAX_JSON_DEPTH",
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_LOCKOUT_MINUTES",
 )
+
+# A key as `secrets.token_urlsafe(50)` makes one: long and varied enough for Django.
+STRONG_KEY = "k3Yq-9vT_xW2mZ8rL5pN1sD7fH4jB6cG0aE-uR9tY2wQ5eI8oP"
+
+# The production environment of README's Configuration section, security lines included.
+PRODUCTION_ENV = {
+    "SECRET_KEY": STRONG_KEY,
+    "ALLOWED_HOSTS": "evalhub.example.org",
+    "SECURE_SSL_REDIRECT": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "SECURE_HSTS_PRELOAD": "1",
+}
 
 PROBE = """
 import json
@@ -43,6 +71,18 @@ print(json.dumps({
     "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
     "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     "SESSION_COOKIE_SECURE": settings.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": settings.CSRF_COOKIE_SECURE,
+    "SECURE_SSL_REDIRECT": settings.SECURE_SSL_REDIRECT,
+    "SECURE_HSTS_SECONDS": settings.SECURE_HSTS_SECONDS,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": settings.SECURE_HSTS_INCLUDE_SUBDOMAINS,
+    "SECURE_HSTS_PRELOAD": settings.SECURE_HSTS_PRELOAD,
+    "CACHE": settings.CACHES["default"],
+    "RATES": settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+    "NUM_PROXIES": settings.REST_FRAMEWORK["NUM_PROXIES"],
+    "AXES_FAILURE_LIMIT": settings.AXES_FAILURE_LIMIT,
+    "AXES_COOLOFF_SECONDS": settings.AXES_COOLOFF_TIME.total_seconds(),
+    "EVALHUB_MAX_JSON_DEPTH": settings.EVALHUB_MAX_JSON_DEPTH,
+    "DEMO_SEED_ALLOWED": settings.DEMO_SEED_ALLOWED,
 }))
 """
 
@@ -82,16 +122,136 @@ def test_it_starts_in_debug_without_a_secret_key(tmp_path):
 
 
 def test_it_starts_in_production_with_a_secret_key(tmp_path):
-    """Without DEBUG, a SECRET_KEY starts it with secure cookies and no host allowed by default."""
-    loaded = settings_with(tmp_path, SECRET_KEY="s3cret")
-    assert (loaded["DEBUG"], loaded["SECRET_KEY"]) == (False, "s3cret")
-    assert loaded["SESSION_COOKIE_SECURE"] is True
+    """Without DEBUG, a strong SECRET_KEY starts it with secure cookies and no host allowed by
+    default; HTTPS redirect and HSTS wait for their variables."""
+    loaded = settings_with(tmp_path, SECRET_KEY=STRONG_KEY)
+    assert (loaded["DEBUG"], loaded["SECRET_KEY"]) == (False, STRONG_KEY)
+    assert loaded["SESSION_COOKIE_SECURE"] is True and loaded["CSRF_COOKIE_SECURE"] is True
     assert loaded["ALLOWED_HOSTS"] == []
+    assert (loaded["SECURE_SSL_REDIRECT"], loaded["SECURE_HSTS_SECONDS"]) == (False, 0)
+    assert loaded["DEMO_SEED_ALLOWED"] is False
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("x", "1 characters"),
+        (STRONG_KEY[:49], "49 characters"),
+        ("ab" * 30, "2 of them different"),
+        ("django-insecure-" + STRONG_KEY, "'django-insecure-' prefix"),
+    ],
+)
+def test_it_refuses_to_start_with_a_weak_secret_key(tmp_path, key, why):
+    """Without DEBUG, a key under 50 characters, of fewer than 5 different ones, or with
+    Django's insecure prefix stops the start with a message saying why and how to make one."""
+    result = load_settings(tmp_path, SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is too weak" in result.stderr
+    assert why in result.stderr and "secrets.token_urlsafe(50)" in result.stderr
+
+
+def test_a_short_secret_key_is_fine_for_development(tmp_path):
+    """With DEBUG=1 any key will do."""
+    assert settings_with(tmp_path, DEBUG="1", SECRET_KEY="dev")["SECRET_KEY"] == "dev"
+
+
+def test_https_settings_come_from_the_environment(tmp_path):
+    """The redirect, HSTS and its two switches are turned on by their variables."""
+    loaded = settings_with(tmp_path, **PRODUCTION_ENV)
+    assert loaded["SECURE_SSL_REDIRECT"] is True and loaded["SECURE_HSTS_SECONDS"] == 31536000
+    assert loaded["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True and loaded["SECURE_HSTS_PRELOAD"] is True
+
+
+def test_cookies_are_not_secure_in_development(tmp_path):
+    """DEBUG=1 serves plain HTTP on localhost, so its cookies cannot be secure-only."""
+    loaded = settings_with(tmp_path, DEBUG="1")
+    assert (loaded["SESSION_COOKIE_SECURE"], loaded["CSRF_COOKIE_SECURE"]) == (False, False)
+    assert loaded["DEMO_SEED_ALLOWED"] is True
+
+
+def test_the_documented_production_environment_passes_check_deploy(tmp_path):
+    """`manage.py check --deploy` finds nothing to warn about with DEBUG=0, a 50-character key
+    and README's production variables."""
+    clean = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
+    clean.update(DJANGO_SETTINGS_MODULE="evalhub.settings", EVALHUB_VAR_DIR=str(tmp_path), **PRODUCTION_ENV)
+    assert len(PRODUCTION_ENV["SECRET_KEY"]) == 50
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=clean,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+# ---------------------------------------------------------------- rates, cache, lockout
+
+
+def test_rates_and_limits_have_defaults(tmp_path):
+    """Without variables: 3000/min per annotator, 240/min per researcher, 60/min per anonymous
+    address, JSON 32 deep, 10 failed log-ins lock for 15 minutes, a per-process cache."""
+    loaded = settings_with(tmp_path, SECRET_KEY=STRONG_KEY)
+    assert loaded["RATES"] == {"annotator": "3000/min", "researcher": "240/min", "anon": "60/min"}
+    assert (loaded["EVALHUB_MAX_JSON_DEPTH"], loaded["NUM_PROXIES"]) == (32, 0)
+    assert (loaded["AXES_FAILURE_LIMIT"], loaded["AXES_COOLOFF_SECONDS"]) == (10, 15 * 60)
+    assert loaded["CACHE"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+
+
+def test_the_default_annotator_rate_carries_the_load_test(tmp_path):
+    """The bench runs 32 bots at about 25 calls a second each (1,500 a minute) without DEBUG;
+    the annotator rate leaves them twice that."""
+    number, period = settings_with(tmp_path, SECRET_KEY=STRONG_KEY)["RATES"]["annotator"].split("/")
+    assert int(number) >= 2 * 25 * 60 and period == "min"
+
+
+def test_development_runs_without_rates_unless_set(tmp_path):
+    """With DEBUG no rate applies by default (the test suite's users share ids within a
+    minute); a variable still sets one."""
+    assert set(settings_with(tmp_path, DEBUG="1")["RATES"].values()) == {None}
+    assert settings_with(tmp_path, DEBUG="1", API_RATE_ANNOTATOR="5/s")["RATES"]["annotator"] == "5/s"
+
+
+def test_rates_and_limits_come_from_the_environment(tmp_path):
+    """Each rate, the lockout and the cache are set by their variables; `off` lifts a rate."""
+    loaded = settings_with(
+        tmp_path,
+        DEBUG="1",
+        API_RATE_ANNOTATOR="100/s",
+        API_RATE_RESEARCHER="off",
+        API_RATE_ANONYMOUS="5/hour",
+        LOGIN_FAILURE_LIMIT="5",
+        LOGIN_LOCKOUT_MINUTES="60",
+        CACHE_URL="redis://cache.internal:6379/1",
+        PROXY_COUNT="1",
+    )
+    assert loaded["RATES"] == {"annotator": "100/s", "researcher": None, "anon": "5/hour"}
+    assert (loaded["AXES_FAILURE_LIMIT"], loaded["AXES_COOLOFF_SECONDS"]) == (5, 3600)
+    assert loaded["CACHE"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://cache.internal:6379/1",
+    }
+    assert loaded["NUM_PROXIES"] == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("API_RATE_ANNOTATOR", "lots", "API_RATE_ANNOTATOR must be a rate like 100/min"),
+        ("CACHE_URL", "memcached://x", "CACHE_URL must be empty or a redis:// URL"),
+    ],
+)
+def test_a_bad_rate_or_cache_url_fails_naming_the_variable(tmp_path, variable, value, message):
+    """A typo stops the start with the variable's name."""
+    result = load_settings(tmp_path, DEBUG="1", **{variable: value})
+    assert result.returncode != 0 and message in result.stderr
 
 
 def test_a_debug_value_that_is_not_a_boolean_fails_naming_debug(tmp_path):
     """DEBUG=maybe is a configuration error, not a silent False."""
-    result = load_settings(tmp_path, DEBUG="maybe", SECRET_KEY="s3cret")
+    result = load_settings(tmp_path, DEBUG="maybe", SECRET_KEY=STRONG_KEY)
     assert result.returncode != 0
     assert "ImproperlyConfigured: DEBUG must be a boolean" in result.stderr
     assert "'maybe'" in result.stderr
@@ -99,7 +259,7 @@ def test_a_debug_value_that_is_not_a_boolean_fails_naming_debug(tmp_path):
 
 def test_allowed_hosts_are_read_from_a_comma_list(tmp_path):
     """ALLOWED_HOSTS takes comma-separated names, spaces and blanks dropped."""
-    loaded = settings_with(tmp_path, SECRET_KEY="s3cret", ALLOWED_HOSTS=" evalhub.example.org, 10.0.0.5 ,,")
+    loaded = settings_with(tmp_path, SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS=" evalhub.example.org, 10.0.0.5 ,,")
     assert loaded["ALLOWED_HOSTS"] == ["evalhub.example.org", "10.0.0.5"]
 
 

@@ -80,11 +80,15 @@ def as_worker(transactional_db, jobs_dir):
     failed, and on PostgreSQL it would not see the uncommitted job at all."""
 
 
+SFT_SET = "squares"
+
+
 @pytest.fixture
-def sft_folder(tmp_path):
-    """Captioned images in the imagefolder layout (metadata.jsonl with file_name, text)."""
-    root = tmp_path / "sft"
-    root.mkdir()
+def sft_folder(jobs_dir):
+    """The SFT data set ``squares``: captioned images in the imagefolder layout
+    (metadata.jsonl with file_name, text), where SFT data sets live (evalhub.jobs.folders)."""
+    root = jobs_dir / "sft-data" / SFT_SET
+    root.mkdir(parents=True)
     lines = []
     for i, colour in enumerate(("red", "green", "blue")):
         Image.new("RGB", (40, 40), colour).save(root / f"{i}.png")

@@ -21,7 +21,7 @@ from evalhub.jobs import errors, folders, reaper, runner, services
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
-from tests.jobs.conftest import TINY_RUN, launch_training, queued
+from tests.jobs.conftest import SFT_SET, TINY_RUN, launch_training, queued
 from training.data import data_fingerprint
 from training.options import OUT_OF_RANGE
 
@@ -202,7 +202,7 @@ def test_the_reaper_fails_jobs_whose_worker_went_silent(alice, base_version, pre
         ({"options": {"beta": -1.0}}, "beta must be positive"),
         ({"options": {"colour": 1}}, "unknown training option"),
         ({"study": "ab"}, "not a best/worst-of-five study"),
-        ({"study": None}, "either a best/worst study or an SFT data folder"),
+        ({"study": None}, "either a best/worst study or an SFT data set"),
         ({"weights": ""}, "has no weights folder"),
         ({"weights": "/nowhere"}, "not a diffusers pipeline folder"),
         ({"version_name": "platypus-hidden-model-b"}, "already exists"),
@@ -351,19 +351,19 @@ def test_the_chart_leaves_out_a_line_still_being_written(alice, base_version, pr
     assert [p["step"] for p in job_metrics(job)] == [1, 2, 3]
 
 
-def test_a_training_job_on_an_sft_image_folder(client, alice, as_worker, base_version, sft_folder):
-    """From the training form with an SFT folder and a seed to a registered SFT version whose
-    page names its training data."""
+def test_a_training_job_on_an_sft_data_set(client, alice, as_worker, base_version, sft_folder):
+    """From the training form with an SFT data set (by name) and a seed to a registered SFT
+    version whose page names its training data."""
     client.force_login(alice)
     response = client.post(
         "/jobs/new/training/",
-        {"base_version": base_version.pk, "sft_data": str(sft_folder), "method": "sft",
+        {"base_version": base_version.pk, "sft_data": SFT_SET, "method": "sft",
          "loss_space": "latent+pixel", "max_steps": 2, "batch_size": 2, "learning_rate": 1e-5,
          "mixed_precision": "no", "lora_rank": 0, "seed": 7, "version_name": "tiny-sft"},
     )  # fmt: skip
     job = Job.objects.get()
     assert response.status_code == 302 and response.url == f"/jobs/{job.pk}/"
-    assert job.config["sft_data"] == str(sft_folder) and job.config["options"]["seed"] == 7
+    assert job.config["sft_data"] == SFT_SET and job.config["options"]["seed"] == 7
     assert job.source_study is None
 
     assert runner.job_run(job.pk) == Job.State.SUCCEEDED
@@ -375,4 +375,4 @@ def test_a_training_job_on_an_sft_image_folder(client, alice, as_worker, base_ve
     assert version.final_metrics["step"] == 2
     page = client.get(f"/catalog/models/{version.pk}/").content.decode()
     assert f"training data (SFT) <code>{version.training_data_hash}</code>" in page
-    assert f"images of <code>{sft_folder}</code>" in page and "preference" not in page
+    assert f"images of <code>{SFT_SET}</code>" in page and "preference" not in page

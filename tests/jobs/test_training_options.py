@@ -19,10 +19,15 @@ from evalhub.jobs.forms import GenerationForm, GenerationOptionsForm, TrainingFo
 from training.cli import build_parser, generate_config, train_config
 from training.options import (
     GENERATE_OPTIONS,
+    MAX_BATCH,
+    MAX_RANK,
+    MAX_SEED,
+    MAX_STEPS,
     NEGATIVE,
     NOT_POSITIVE,
     OUT_OF_RANGE,
     SFT_TAKES_NO_BETA,
+    TOO_LARGE,
     TRAIN_OPTIONS,
 )
 
@@ -51,12 +56,15 @@ TRAINING_CASES = [
     ({"beta": -5.0}, NOT_POSITIVE.format(name="beta", value=-5.0)),
     ({"max_steps": 1}, ACCEPTED),
     ({"max_steps": 500}, ACCEPTED),
+    ({"max_steps": MAX_STEPS}, ACCEPTED),
     ({"max_steps": 0}, NOT_POSITIVE.format(name="max_steps", value=0)),
     ({"max_steps": -3}, NOT_POSITIVE.format(name="max_steps", value=-3)),
+    ({"max_steps": 10**30}, TOO_LARGE.format(name="max_steps", cap=MAX_STEPS, value=10**30)),
     ({"max_steps": 1.5}, REFUSED),
     ({"max_steps": "many"}, REFUSED),
     ({"batch_size": 4}, ACCEPTED),
     ({"batch_size": 0}, NOT_POSITIVE.format(name="batch_size", value=0)),
+    ({"batch_size": MAX_BATCH + 1}, TOO_LARGE.format(name="batch_size", cap=MAX_BATCH, value=MAX_BATCH + 1)),
     ({"learning_rate": 1e-4}, ACCEPTED),
     ({"learning_rate": 0.0}, NOT_POSITIVE.format(name="learning_rate", value=0.0)),
     ({"learning_rate": -1e-05}, NOT_POSITIVE.format(name="learning_rate", value=-1e-05)),
@@ -69,10 +77,13 @@ TRAINING_CASES = [
     ({"lora_rank": 0}, ACCEPTED),
     ({"lora_rank": 8}, ACCEPTED),
     ({"lora_rank": -1}, NEGATIVE.format(name="lora_rank", value=-1)),
+    ({"lora_rank": 10**30}, TOO_LARGE.format(name="lora_rank", cap=MAX_RANK, value=10**30)),
     ({"lora_rank": 2.5}, REFUSED),
     ({"seed": 0}, ACCEPTED),
     ({"seed": 123456}, ACCEPTED),
+    ({"seed": MAX_SEED}, ACCEPTED),
     ({"seed": -1}, NEGATIVE.format(name="seed", value=-1)),
+    ({"seed": 2**70}, TOO_LARGE.format(name="seed", cap=MAX_SEED, value=2**70)),
     # Across options.
     ({"method": "sft", "beta": 5.0}, SFT_TAKES_NO_BETA),
     ({"method": "dpo", "beta": 5.0}, ACCEPTED),
@@ -98,6 +109,8 @@ GENERATION_CASES = [
     ({"seed": 0}, ACCEPTED),
     ({"seed": 99}, ACCEPTED),
     ({"seed": -1}, NEGATIVE.format(name="seed", value=-1)),
+    ({"seed": 2**70}, TOO_LARGE.format(name="seed", cap=MAX_SEED, value=2**70)),
+    ({"steps": 10**30}, OUT_OF_RANGE.format(name="steps", interval="[1, 1000]", value=10**30)),
 ]
 
 # A form always posts its selects; these are the defaults a browser would send.

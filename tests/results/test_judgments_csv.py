@@ -3,7 +3,10 @@
 import csv
 import io
 
-from tests.results.conftest import MODEL_A, MODEL_B, vote
+from django.contrib.auth.models import User
+
+from evalhub.catalog.models import Prompt
+from tests.results.conftest import MODEL_A, MODEL_B, ab_study, vote
 
 
 def test_each_judgment_is_a_row_with_its_sides_resolved(client, alice, small_study):
@@ -29,3 +32,26 @@ def test_annotators_cannot_download_judgments(client, bob, small_study):
     """The CSV names models: researchers only."""
     client.force_login(bob)
     assert client.get(f"/results/studies/{small_study.pk}/judgments.csv").status_code == 403
+
+
+def test_cells_a_spreadsheet_would_run_are_written_as_text(client, alice, db):
+    """A study, prompt, model or annotator name starting with = + - @, a tab or a carriage
+    return comes out with a quote in front (evalhub.csv_safe); the other cells as they are."""
+    study = ab_study(1, name="=cmd|' /C calc'!A0", models=("+model-a", "-model-b"))
+    task = study.tasks.get()
+    Prompt.objects.filter(pk=task.prompt_id).update(text='=HYPERLINK("http://evil.example", "click")')
+    vote(study, {task: ["A", "B"]})
+    User.objects.filter(username="voter0").update(username="@SUM(1+1)")
+    User.objects.filter(username="voter1").update(username="\tvoter")
+    client.force_login(alice)
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"/results/studies/{study.pk}/judgments.csv").content.decode()))
+    )
+    assert {row["study"] for row in rows} == {"'=cmd|' /C calc'!A0"}
+    assert {row["prompt"] for row in rows} == {'\'=HYPERLINK("http://evil.example", "click")'}
+    assert sorted(row["annotator"] for row in rows) == ["'\tvoter", "'@SUM(1+1)"]
+    assert {row["left_model"] for row in rows} | {row["right_model"] for row in rows} == {
+        "'+model-a",
+        "'-model-b",
+    }
+    assert {row["task_key"] for row in rows} == {task.key} and {row["kind"] for row in rows} == {"ab"}

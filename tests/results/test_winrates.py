@@ -1,6 +1,7 @@
 """Win-rate tables of A/B studies: de-randomized sides, ties, rejects, statistics, and
 the paper's Table 1 figures reproduced in every export format."""
 
+import csv
 import io
 import json
 
@@ -299,5 +300,19 @@ def test_without_complete_items_every_view_points_to_the_provisional_one(client,
     assert escape(message) in page and 'href="?provisional=1"' in page
     response = client.get(f"/results/studies/{study.pk}/winrates.md")
     assert (response.status_code, response.content.decode()) == (409, message)
-    assert client.get(f"/api/studies/{study.pk}/winrates/").json() == {"detail": message}
+    assert client.get(f"/api/studies/{study.pk}/winrates/").json()["detail"] == message
     assert "100.0%" in client.get(f"/results/studies/{study.pk}/?provisional=1").content.decode()
+
+
+def test_the_csv_writes_names_a_spreadsheet_would_run_as_text(client, alice, db, tmp_path):
+    """Model and study names starting with = + - @ come out with a quote in front
+    (evalhub.csv_safe), in the download and in the command's file alike; numbers as they are."""
+    study = ab_study(2, name="@study", models=("=model-a", "-model-b"))
+    vote(study, {task: A_WIN for task in study.tasks.all()})
+    client.force_login(alice)
+    downloaded = client.get(f"/results/studies/{study.pk}/winrates.csv").content.decode()
+    call_command("export_winrates", "@study", "--out", str(tmp_path), stdout=io.StringIO())
+    for text in (downloaded, (tmp_path / "winrates.csv").read_text()):
+        (row,) = csv.DictReader(io.StringIO(text))
+        assert (row["model_a"], row["model_b"], row["study"]) == ("'=model-a", "'-model-b", "'@study")
+        assert (row["a_wins_pct"], row["decided"]) == ("100.0", "2")

@@ -15,11 +15,15 @@ from training.options import (
     BELOW_MINIMUM,
     GAMMA_IS_SIMPOS,
     GENERATE_OPTIONS,
+    MAX_BATCH,
+    MAX_SEED,
+    MAX_STEPS,
     NEGATIVE,
     NOT_A_CHOICE,
     NOT_POSITIVE,
     OUT_OF_RANGE,
     SFT_TAKES_NO_BETA,
+    TOO_LARGE,
     TRAIN_OPTIONS,
     UNKNOWN_OPTIONS,
     WRONG_TYPE,
@@ -83,6 +87,9 @@ def test_defaults_that_depend_on_the_model_or_method_are_resolved():
         ({"method": "ppo"}, NOT_A_CHOICE.format(name="method", choices="sft, dpo, simpo", value="ppo")),
         ({"learning_rate": 0.0}, NOT_POSITIVE.format(name="learning_rate", value=0.0)),
         ({"seed": -1}, NEGATIVE.format(name="seed", value=-1)),
+        ({"seed": 2**70}, TOO_LARGE.format(name="seed", cap=4294967295, value=2**70)),
+        ({"max_steps": 10**30}, TOO_LARGE.format(name="max_steps", cap=MAX_STEPS, value=10**30)),
+        ({"max_steps": 0}, NOT_POSITIVE.format(name="max_steps", value=0)),
         (
             {"empty_prompt_prob": 1.0},
             OUT_OF_RANGE.format(name="empty_prompt_prob", interval="[0, 1)", value=1.0),
@@ -108,11 +115,32 @@ def test_generation_bounds_are_refused_with_the_message_users_see():
         ),
         ({"steps": 0}, OUT_OF_RANGE.format(name="steps", interval="[1, 1000]", value=0)),
         ({"batch_size": 0}, BELOW_MINIMUM.format(name="batch_size", minimum=1, value=0)),
+        (
+            {"batch_size": MAX_BATCH + 1},
+            TOO_LARGE.format(name="batch_size", cap=MAX_BATCH, value=MAX_BATCH + 1),
+        ),
         ({"guidance": -1.0}, NEGATIVE.format(name="guidance", value=-1.0)),
+        ({"seed": 2**70}, TOO_LARGE.format(name="seed", cap=MAX_SEED, value=2**70)),
+        ({"steps": 10**30}, OUT_OF_RANGE.format(name="steps", interval="[1, 1000]", value=10**30)),
     ]
     for values, message in cases:
         with pytest.raises(OptionError, match=re.escape(message)):
             generate_options_validate(values)
+
+
+@pytest.mark.parametrize(
+    "option", [*TRAIN_OPTIONS.values(), *GENERATE_OPTIONS.values()], ids=lambda option: option.name
+)
+def test_every_whole_number_option_has_an_upper_bound(option):
+    """No int a run takes is unbounded: each fits the 32-bit progress column and, for seeds,
+    the generators and the catalog's 64-bit seed column with room for the image's place."""
+    if option.kind is not int:
+        return
+    highest = option.maximum if option.maximum is not None else option.cap
+    assert highest is not None and highest <= (MAX_SEED if option.name == "seed" else 2**31 - 1)
+    assert option.check(highest) == highest
+    with pytest.raises(OptionError, match=option.name):
+        option.check(highest + 1)
 
 
 def test_the_option_to_blame_is_named():

@@ -464,7 +464,7 @@
     if (!assignment) return;
     const body = { position: Number($("lbl-report-position").value), reason: $("lbl-report-reason").value };
     const { status, data } = await post(assignmentUrl(assignment.token, "report"), body);
-    if (status !== 201) showError(data.detail || "Could not send the report.");
+    if (status !== 201 && status !== 200) showError(data.detail || "Could not send the report.");  // 200: reported before
     state.wantProgress = true;
     advance();
   }

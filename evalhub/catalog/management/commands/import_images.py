@@ -8,7 +8,7 @@ from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.image_import import generated_images_import
 from evalhub.catalog.image_sources import DirectorySource
 from evalhub.catalog.models import PromptSet
-from evalhub.catalog.prompt_import import decode_text
+from evalhub.catalog.uploads import read_text_file
 
 
 class Command(BaseCommand):
@@ -32,9 +32,11 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"no prompt set named {prompt_set!r}")
         try:
+            with manifest.open("rb") as handle:
+                text = read_text_file(handle, manifest.name)
             result = generated_images_import(
                 prompt_set=target,
-                manifest=decode_text(manifest.read_bytes()),
+                manifest=text,
                 source=DirectorySource(images_dir or manifest.parent),
                 create_models=create_models,
             )

@@ -5,7 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.catalog.errors import ImportRejected
-from evalhub.catalog.prompt_import import decode_text, detect_format, parse_prompt_rows, prompt_set_import
+from evalhub.catalog.prompt_import import detect_format, parse_prompt_rows, prompt_set_import
+from evalhub.catalog.uploads import read_text_file
 
 
 class Command(BaseCommand):
@@ -21,7 +22,10 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"{file}: no such file")
         try:
-            rows = parse_prompt_rows(decode_text(file.read_bytes()), format or detect_format(file.name))
+            fmt = format or detect_format(file.name)
+            with file.open("rb") as handle:
+                text = read_text_file(handle, file.name)
+            rows = parse_prompt_rows(text, fmt)
             prompt_set = prompt_set_import(name=name or file.stem, rows=rows, description=description)
         except ImportRejected as exc:
             raise CommandError(f"{file}: {exc}") from None

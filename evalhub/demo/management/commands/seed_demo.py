@@ -1,5 +1,6 @@
 """``python manage.py seed_demo [--size PIXELS]``: the demo data behind ``make demo``."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.demo.catalog import DEMO_PROMPT_SET, demo_seed
@@ -7,6 +8,11 @@ from evalhub.demo.studies import demo_studies_seed
 from evalhub.demo.weights import demo_weights_seed
 
 DEMO_URL = "http://127.0.0.1:8000/"
+NOT_FOR_PRODUCTION = (
+    "seed_demo creates accounts with a public password, a staff one among them: it runs only "
+    "with DEBUG=1 (as `make demo` sets it). To seed a database that is not a production one "
+    "without DEBUG, pass --i-know-this-is-not-production."
+)
 
 
 class Command(BaseCommand):
@@ -17,8 +23,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--size", type=int, default=256, help="Side of the demo images in pixels.")
+        parser.add_argument(
+            "--i-know-this-is-not-production",
+            action="store_true",
+            dest="not_production",
+            help="Seed without DEBUG=1 (the demo accounts' password is public).",
+        )
 
-    def handle(self, *args, size, **options):
+    def handle(self, *args, size, not_production, **options):
+        if not (settings.DEMO_SEED_ALLOWED or not_production):
+            raise CommandError(NOT_FOR_PRODUCTION)
         if size < 16:
             raise CommandError("--size must be at least 16")
         result = demo_seed(stdout=self.stdout, size=size)
