@@ -27,6 +27,7 @@ from annotate.models import (
 from annotate.services import study_create
 from annotate.submission import MAX_TIMING_MS
 from tests.annotate.conftest import MODEL_A, MODEL_B
+from tests.responses import said
 
 PAST_64_BITS = 99999999999999999999  # > 2**64
 MODELS = (Study, StudyModel, Task, TaskImage, Lease, Judgment, AnnotatorTally, ImageExposure, ImageReport)
@@ -355,17 +356,6 @@ def database_state() -> dict:
 
 def files_under(folder) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
-
-
-def said(body) -> list[str]:
-    """Every text in a JSON answer: the message, wherever the error contract puts it."""
-    if isinstance(body, str):
-        return [body]
-    if isinstance(body, dict):
-        return [text for value in body.values() for text in said(value)]
-    if isinstance(body, list):
-        return [text for value in body for text in said(value)]
-    return []
 
 
 @pytest.mark.parametrize("bad", CASES, ids=lambda bad: bad.name)

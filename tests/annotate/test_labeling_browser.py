@@ -2,44 +2,24 @@
 JavaScript, the API and the database together. Chromium is Debian's package
 (`make test` installs it); Playwright only drives it."""
 
-import shutil
-import threading
 from datetime import timedelta
 
 import pytest
 
 from annotate.models import Judgment, Study
 from annotate.services import study_create
+from tests.browser import chromium
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
 def page(live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM
-    # calls are still synchronous, so Django's async guard does not apply.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if shutil.which("chromium") is None:
-        pytest.fail("Debian's chromium is missing: apt-get install chromium (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium(monkeypatch) as browser:
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.set_default_timeout(15000)
         yield page
-        browser.close()
-    # Let the live server finish requests the page left in flight, so their database
-    # connections are closed before the test database is dropped.
-    for thread in threading.enumerate():
-        if thread.name.endswith("(process_request_thread)"):
-            thread.join(timeout=10)
 
 
 def log_in(page, live_server, username: str) -> None:

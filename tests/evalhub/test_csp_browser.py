@@ -2,39 +2,22 @@
 results page and the API's page render and work with no inline code refused. Chromium
 is Debian's package (`make test` installs it); Playwright only drives it."""
 
-import shutil
-import threading
-
 import pytest
 
 from annotate.services import study_create
 from evalhub.jobs.models import Job
 from tests.annotate.conftest import MODEL_A, MODEL_B, prompt_set  # noqa: F401  (fixtures)
+from tests.browser import chromium
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
 def browser(live_server, monkeypatch):
     """A headless Chromium; each page it opens records what the policy refused."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if shutil.which("chromium") is None:
-        pytest.fail("Debian's chromium is missing: apt-get install chromium (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-    for thread in threading.enumerate():
-        if thread.name.endswith("(process_request_thread)"):
-            thread.join(timeout=10)
+    with chromium(monkeypatch) as launched:
+        yield launched
 
 
 def signed_in_page(browser, live_server, username: str):

@@ -17,6 +17,7 @@ from evalhub.catalog.models import ModelVersion
 from evalhub.jobs import errors, runner
 from evalhub.jobs.models import Job
 from tests.jobs.conftest import SFT_SET, client_for, queued
+from tests.responses import said
 from training.options import MAX_BATCH, MAX_RANK, MAX_SEED, MAX_STEPS, NEGATIVE, OUT_OF_RANGE, TOO_LARGE
 
 PAST_64_BITS = 99999999999999999999  # > 2**64
@@ -288,17 +289,6 @@ def database_state() -> dict:
 
 def files_under(folder) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
-
-
-def said(body) -> list[str]:
-    """Every text in a JSON answer: the message, wherever the error contract puts it."""
-    if isinstance(body, str):
-        return [body]
-    if isinstance(body, dict):
-        return [text for value in body.values() for text in said(value)]
-    if isinstance(body, list):
-        return [text for value in body for text in said(value)]
-    return []
 
 
 @pytest.mark.parametrize("bad", CASES, ids=lambda bad: bad.name)
