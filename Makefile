@@ -13,7 +13,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DEMO_HOST ?= 127.0.0.1:8000
 
-.PHONY: install demo serve test lint test-sqlite test-postgres services browser clean
+.PHONY: install demo serve test lint test-sqlite test-postgres services browser screenshots clean
 
 install: $(VENV)/.installed
 
@@ -24,10 +24,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet $(FIND_LINKS) -r requirements-dev.txt
 	@touch $@
 
-demo: install
-	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py seed_demo
-	DEBUG=1 DEMO_HOST=$(DEMO_HOST) PY=$(PY) bash scripts/serve.sh
+demo: install .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	DEMO_HOST=$(DEMO_HOST) PY=$(PY) bash scripts/serve.sh
+
+# Local development's environment, written once and never overwritten: with DEBUG=1 every
+# `manage.py` command runs as the README shows it (evalhub.env.load_env_file).
+.env:
+	@printf '%s\n' '# Local development only (written by make demo). A deployment sets its' \
+		'# variables in the environment and has no .env; the environment wins over this file.' \
+		'DEBUG=1' > $@
+	@echo "Wrote .env (DEBUG=1, local development): manage.py commands run as the README shows."
 
 serve: install
 	DEMO_HOST=$(DEMO_HOST) PY=$(PY) bash scripts/serve.sh
@@ -42,6 +50,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Every page at a phone's size and a laptop's, from a private demo served as production
+# would serve it (scripts/screenshots.py).
+screenshots: install browser
+	$(PY) scripts/screenshots.py --out var/screenshots
 
 services: install
 	$(PY) scripts/check_services.py --database-url "$(TEST_DATABASE_URL)" --redis-url "$(TEST_REDIS_URL)"

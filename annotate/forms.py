@@ -1,11 +1,20 @@
 """The researcher's study form: a field per study setting, built from its declaration
 (annotate.study_settings), and the prompt set and models; the service checks what a field
-cannot (how the settings go with the kind, the models and the images)."""
+cannot (how the settings go with the kind, the models and the images).
+
+Each field knows the kinds of study it applies to (``FIELD_KINDS``): the template marks
+its wrapper with them and ``annotate/study_form.js`` shows only the chosen kind's fields.
+A refusal of the service that names a field is shown by that field (``service_error``)."""
+
+import re
+import string
 
 from django import forms
 
+from annotate import errors
+from annotate.errors import AnnotationError
 from annotate.models import Study
-from annotate.study_settings import AT_CREATION, Setting
+from annotate.study_settings import ALL_KINDS, AT_CREATION, Setting
 from evalhub.catalog.models import ModelVersion, PromptSet
 
 WIDGETS = {"guidelines": forms.Textarea(attrs={"rows": 3})}
@@ -58,6 +67,53 @@ StudySettingsForm = type(
     "StudySettingsForm", (forms.Form,), {setting.name: setting_field(setting) for setting in AT_CREATION}
 )
 
+# The kinds of study each field applies to; a field not named applies to every kind.
+FIELD_KINDS: dict[str, tuple[str, ...]] = {
+    **{setting.name: setting.kinds for setting in AT_CREATION},
+    "model_b": (Study.Kind.AB,),
+    "more_models": (Study.Kind.ALIGNMENT,),
+}
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A message template of annotate.errors as a pattern: its ``{name}`` fields as groups."""
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name is not None:
+            parts.append(f"(?P<{name}>.*?)")
+    return re.compile("".join(parts), re.DOTALL)
+
+
+# Which field a refusal of the service belongs to: a field name, or the message field
+# (``{setting}``, ``{field}``) that names it; the first pattern the message fits decides.
+# The others (missing images, no tasks) are the form's own.
+_FIELD_OF_ERROR = [
+    (_pattern(template), field)
+    for template, field in (
+        (errors.STUDY_NAME_TAKEN, "name"),
+        (errors.NAME_EMPTY, "name"),
+        (errors.TITLE_EMPTY, "title"),
+        (errors.WRONG_MODEL_COUNT, "model_b"),
+        (errors.SAME_MODEL_TWICE, "model_b"),
+        (errors.NO_CRITERIA, "criteria"),
+        (errors.UNKNOWN_CRITERION, "criteria"),
+        (errors.OVERLAP_RANGE, "overlap"),
+        (errors.LEASE_RANGE, "lease_seconds"),
+        (errors.IMAGE_INDEX_RANGE, "image_index"),
+        (errors.EXPOSURE_NOT_AB, "exposure"),
+        (errors.UNKNOWN_EXPOSURE, "exposure"),
+        (errors.DISPLAY_SIZE_FORMAT, "display_size"),
+        (errors.DISPLAY_SIZE_NOT_AB, "display_size"),
+        (errors.AB_SIZES_DIFFER, "display_size"),
+        # Last: the general patterns, which more specific messages also fit.
+        (errors.NAMES_A_MODEL, "{field}"),
+        (errors.TOO_LONG, "{setting}"),
+        (errors.NOT_ONE_OF, "{setting}"),
+        (errors.WRONG_TYPE, "{setting}"),
+    )
+]
+
 
 class StudyForm(StudySettingsForm):
     prompt_set = forms.ModelChoiceField(queryset=PromptSet.objects.all())
@@ -71,17 +127,63 @@ class StudyForm(StudySettingsForm):
         queryset=ModelVersion.objects.all(),
         required=False,
         label="Model B",
-        help_text="A/B: the model compared with A. Alignment: an optional second model.",
+        help_text="A/B only: the model compared with A.",
+    )
+    more_models = forms.ModelMultipleChoiceField(
+        queryset=ModelVersion.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="More models",
+        help_text="Alignment only: further models, each with tasks of its own images.",
     )
 
-    field_order = ["name", "title", "kind", "prompt_set", "model_a", "model_b"]  # then the other settings
+    field_order = [
+        "name",
+        "title",
+        "kind",
+        "prompt_set",
+        "model_a",
+        "model_b",
+        "more_models",
+    ]  # then the rest
 
     def settings(self) -> dict:
         """The study's settings, as ``study_create`` takes them (None: left to the default)."""
         return {setting.name: self.cleaned_data[setting.name] for setting in AT_CREATION}
 
     def model_versions(self) -> list[ModelVersion]:
+        """The models the kind takes: model A alone (best/worst), A and B (A/B; a missing B
+        is the service's to refuse), or A and the further models (alignment)."""
         models = [self.cleaned_data["model_a"]]
-        if self.cleaned_data.get("model_b") and self.cleaned_data["kind"] != Study.Kind.BEST_WORST:
+        kind = self.cleaned_data["kind"]
+        if kind == Study.Kind.AB and self.cleaned_data.get("model_b"):
             models.append(self.cleaned_data["model_b"])
+        if kind == Study.Kind.ALIGNMENT:
+            models += [m for m in self.cleaned_data.get("more_models", []) if m not in models]
         return models
+
+    def service_error(self, exc: AnnotationError) -> None:
+        """Show a refusal of ``study_create`` by the field it names, else above the form."""
+        self.add_error(error_field(exc.message, self.fields), exc.message)
+
+    def rows(self) -> list[tuple[forms.BoundField, str]]:
+        """Each visible field with the kinds it applies to, space-separated ("" for all)."""
+        return [(field, " ".join(field_kinds(field.name))) for field in self.visible_fields()]
+
+
+def field_kinds(name: str) -> tuple[str, ...]:
+    """The kinds a field applies to; () when it applies to every kind."""
+    kinds = FIELD_KINDS.get(name, ALL_KINDS)
+    return () if set(kinds) == set(ALL_KINDS) else tuple(kinds)
+
+
+def error_field(message: str, fields) -> str | None:
+    """The field of ``fields`` a service message belongs to, or None (the form's own)."""
+    for pattern, field in _FIELD_OF_ERROR:
+        match = pattern.fullmatch(message)
+        if match is None:
+            continue
+        if field.startswith("{"):
+            field = match.group(field.strip("{}"))
+        return field if field in fields else None
+    return None

@@ -31,7 +31,7 @@ def study_create_view(request):
                 **form.settings(),
             )
         except AnnotationError as exc:
-            form.add_error(None, exc.message)
+            form.service_error(exc)
         else:
             messages.success(request, f"Study {study.name} created with {study.tasks.count()} tasks.")
             return redirect("results:study", pk=study.pk)

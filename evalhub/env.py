@@ -83,3 +83,13 @@ def env_cache(name: str) -> dict:
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """A copy of this process's environment with ``overrides``, for child processes."""
     return {**os.environ, **overrides}
+
+
+def load_env_file(path: str) -> bool:
+    """Fill the variables the environment leaves unset from a dotenv file, if there is one
+    (python-dotenv); the environment always wins. ``make demo`` writes ``.env`` with
+    ``DEBUG=1`` so that ``manage.py`` commands run on a developer's machine as the README
+    shows them; a deployment sets its variables in the environment and has no such file."""
+    from dotenv import load_dotenv
+
+    return bool(path) and load_dotenv(path, override=False)

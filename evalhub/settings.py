@@ -14,9 +14,12 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from evalhub.catalog.limits import ALL as IMPORT_LIMITS
-from evalhub.env import env_bool, env_cache, env_int, env_list, env_rate, env_str
+from evalhub.env import env_bool, env_cache, env_int, env_list, env_rate, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Local development's variables (`make demo` writes DEBUG=1 there); empty: no file is read.
+ENV_FILE = env_str("EVALHUB_ENV_FILE", str(BASE_DIR / ".env"))
+load_env_file(ENV_FILE)
 VAR_DIR = Path(env_str("EVALHUB_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 # ---------------------------------------------------------------- security
@@ -225,7 +228,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "evalhub.static_files.StaticFilesStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
@@ -299,9 +302,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "evalhub.api_errors.schema_error_responses",
     ],
-    # Swagger UI from this site's static files (drf-spectacular-sidecar), as the CSP wants.
+    # Swagger UI and Redoc from this site's static files (drf-spectacular-sidecar), as the
+    # CSP wants (evalhub.api_docs).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # ---------------------------------------------------------------- Celery

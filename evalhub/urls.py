@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 
+from evalhub import api_docs
 from evalhub.accounts.views import home
+from evalhub.favicon import favicon
 from evalhub.ops.health import healthz
 
 urlpatterns = [
@@ -18,14 +20,13 @@ urlpatterns = [
     path("api/", include("evalhub.results.api_urls")),
     path("api/", include("evalhub.jobs.api_urls")),
     path("jobs/", include("evalhub.jobs.urls")),
-    # The schema and its interactive page, for signed-in users (SPECTACULAR_SETTINGS).
+    # The schema and its pages for people, for signed-in users (SPECTACULAR_SETTINGS).
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path(
-        "api/docs/",
-        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api_docs.html"),
-        name="api-docs",
-    ),
+    path("api/docs/", api_docs.swagger, name="api-docs"),
+    path("api/redoc/", api_docs.redoc, name="api-redoc"),
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says.
+    path("favicon.ico", favicon),
 ]
 
 # JSON in the API's error contract under /api/, the site's pages elsewhere.

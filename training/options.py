@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from training.pipelines import FAMILY_NAMES
 
 METHODS = ("sft", "dpo", "simpo")
+METHOD_NAMES = {"sft": "SFT", "dpo": "DPO", "simpo": "SimPO"}  # as help texts and forms write them
 LOSS_SPACES = ("latent", "pixel", "latent+pixel")
 PIXEL_TARGETS = ("x_t", "x_0")
 MIXED_PRECISION = ("no", "fp16", "bf16")
@@ -103,7 +104,7 @@ class Option:
         if self.per_family:
             return ", ".join(f"{v:g} for a {FAMILY_NAMES[f]}" for f, v in self.per_family.items())
         if self.per_method:
-            return ", ".join(f"{v:g} for {m}" for m, v in self.per_method.items())
+            return ", ".join(f"{v:g} for {METHOD_NAMES[m]}" for m, v in self.per_method.items())
         if self.derived_default:
             return self.derived_default
         return "none" if self.default is None else f"{self.default}"
@@ -179,9 +180,9 @@ TRAIN_OPTIONS = _by_name(
         "method",
         str,
         "simpo",
-        "sft, dpo or simpo",
+        "SFT, DPO or SimPO",
         choices=METHODS,
-        choice_labels={"sft": "SFT", "dpo": "DPO", "simpo": "SimPO"},
+        choice_labels=METHOD_NAMES,
     ),
     Option(
         "loss_space",
@@ -195,7 +196,7 @@ TRAIN_OPTIONS = _by_name(
         "pixel_weight",
         float,
         None,
-        "λ (sft) or μ (dpo/simpo) on the pixel term",
+        "λ (SFT) or μ (DPO and SimPO) on the pixel term",
         label="Pixel weight (λ / μ)",
         minimum=0,
         per_family={"dit": 8.0, "unet": 2.0},  # paper §4.2
@@ -216,9 +217,17 @@ TRAIN_OPTIONS = _by_name(
         above=0,
         maximum=1,
     ),
-    Option("beta", float, None, "β of dpo/simpo", label="β", above=0, per_method=DEFAULT_BETA),
-    Option("pixel_beta", float, None, "β of the pixel term", above=0, derived_default="the same as beta"),
-    Option("gamma", float, 0.0, "SimPO target margin γ (eq. 5 has none)"),
+    Option("beta", float, None, "β of DPO and SimPO", label="β", above=0, per_method=DEFAULT_BETA),
+    Option(
+        "pixel_beta",
+        float,
+        None,
+        "β of the pixel term",
+        label="Pixel β",
+        above=0,
+        derived_default="the same as β",
+    ),
+    Option("gamma", float, 0.0, "SimPO target margin γ (eq. 5 has none)", label="γ"),
     Option(
         "resolution",
         int,
@@ -235,6 +244,7 @@ TRAIN_OPTIONS = _by_name(
         float,
         0.1,
         "share of captions replaced by the empty prompt (keeps CFG working)",
+        label="Empty-prompt probability",
         minimum=0,
         below=1,
     ),
@@ -244,16 +254,38 @@ TRAIN_OPTIONS = _by_name(
         "batch_size",
         int,
         1,
-        "pairs (or images, for sft) per device per micro-step",
+        "pairs (or images, for SFT) per device per micro-step",
         above=0,
         cap=MAX_BATCH,
     ),
     Option("gradient_accumulation_steps", int, 1, "micro-steps per optimizer step", above=0, cap=MAX_BATCH),
     Option("learning_rate", float, 1e-5, "peak learning rate of AdamW", above=0),
     Option("weight_decay", float, 5e-6, "AdamW weight decay (paper: 5e-6)", minimum=0),
-    Option("max_grad_norm", float, 1.0, "gradient clipping norm (0 turns clipping off)", minimum=0),
-    Option("lr_schedule", str, "constant", "learning-rate schedule after warm-up", choices=LR_SCHEDULES),
-    Option("lr_warmup_steps", int, 0, "linear warm-up steps", minimum=0, cap=MAX_STEPS),
+    Option(
+        "max_grad_norm",
+        float,
+        1.0,
+        "gradient clipping norm (0 turns clipping off)",
+        label="Max gradient norm",
+        minimum=0,
+    ),
+    Option(
+        "lr_schedule",
+        str,
+        "constant",
+        "learning-rate schedule after warm-up",
+        label="LR schedule",
+        choices=LR_SCHEDULES,
+    ),
+    Option(
+        "lr_warmup_steps",
+        int,
+        0,
+        "linear warm-up steps",
+        label="LR warm-up steps",
+        minimum=0,
+        cap=MAX_STEPS,
+    ),
     Option(
         "mixed_precision",
         str,
@@ -267,6 +299,7 @@ TRAIN_OPTIONS = _by_name(
         str,
         "auto",
         "VAE precision: fp32, bf16, or auto (bf16 under bf16, else fp32; never fp16)",
+        label="VAE dtype",
         choices=VAE_DTYPES,
     ),
     Option("gradient_checkpointing", bool, False, "checkpoint the denoiser's activations"),
@@ -275,6 +308,7 @@ TRAIN_OPTIONS = _by_name(
         bool,
         False,
         "checkpoint the VAE decoder (the pixel loss backpropagates through it)",
+        label="VAE gradient checkpointing",
     ),
     Option(
         "lora_rank",
@@ -285,12 +319,13 @@ TRAIN_OPTIONS = _by_name(
         minimum=0,
         cap=MAX_RANK,
     ),
-    Option("lora_alpha", float, None, "LoRA alpha", above=0, derived_default="the rank"),
+    Option("lora_alpha", float, None, "LoRA alpha", label="LoRA alpha", above=0, derived_default="the rank"),
     Option(
         "ema_decay",
         float,
         None,
         "keep an EMA of the weights with this decay and save it as the final model",
+        label="EMA decay",
         above=0,
         below=1,
     ),
@@ -311,8 +346,22 @@ TRAIN_OPTIONS = _by_name(
         minimum=0,
         cap=MAX_SEED,
     ),
-    Option("dataloader_workers", int, 0, "data-loading worker processes", minimum=0, cap=MAX_WORKERS),
-    Option("tensorboard", bool, False, "also log metrics to TensorBoard under output_dir/logs"),
+    Option(
+        "dataloader_workers",
+        int,
+        0,
+        "data-loading worker processes",
+        label="Data-loader workers",
+        minimum=0,
+        cap=MAX_WORKERS,
+    ),
+    Option(
+        "tensorboard",
+        bool,
+        False,
+        "also log metrics to TensorBoard under output_dir/logs",
+        label="TensorBoard",
+    ),
 )
 
 
@@ -375,12 +424,13 @@ def train_options_validate(values: dict, family: str | None = None) -> dict:
 
 GENERATE_OPTIONS = _by_name(
     Option("images_per_prompt", int, 5, "images per prompt (at most 64)", minimum=1, maximum=64),
-    Option("steps", int, 50, "DDIM steps (at most 1000)", minimum=1, maximum=1000),
+    Option("steps", int, 50, "DDIM steps (at most 1000)", label="DDIM steps", minimum=1, maximum=1000),
     Option(
         "guidance",
         float,
         None,
         "classifier-free guidance scale",
+        label="Guidance scale",
         minimum=0,
         per_family={"unet": 7.5, "dit": 4.5},  # the reference pipelines: SD 1.5, PixArt-α
     ),

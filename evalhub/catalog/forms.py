@@ -41,3 +41,4 @@ class ModelVersionForm(forms.ModelForm):
     class Meta:
         model = ModelVersion
         fields = ["name", "kind", "description", "weights_uri", "parent"]
+        labels = {"weights_uri": "Weights URI"}

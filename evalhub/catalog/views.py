@@ -13,6 +13,7 @@ from evalhub.catalog.forms import ImageImportForm, ModelVersionForm, PromptSetIm
 from evalhub.catalog.image_import import generated_images_import
 from evalhub.catalog.image_response import image_file_response
 from evalhub.catalog.image_sources import ImageSourceError, ZipSource
+from evalhub.catalog.metric_names import metrics_readable
 from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
 from evalhub.catalog.prompt_import import decode_text, detect_format, parse_prompt_rows, prompt_set_import
 from evalhub.catalog.uploads import read_text_file, request_too_large
@@ -68,9 +69,7 @@ def model_version_detail(request, pk: int):
             "model": model,
             "lineage": model.lineage(),
             "children": model.children.all(),
-            "final_metrics": {
-                k: f"{v:.4g}" if isinstance(v, float) else v for k, v in model.final_metrics.items()
-            },
+            "final_metrics": metrics_readable(model.final_metrics),
         },
     )
 

@@ -9,7 +9,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-TAIL_BYTES = 64 * 1024  # far more than one record; the heartbeat reads only this much
+# The most one read of new lines takes: far more than the job log keeps (runner.LOG_LINES
+# lines of a few hundred bytes each), so what a read skips had left the log's tail anyway.
+NEW_BYTES_MAX = 4 * 1024 * 1024
 
 
 def _records(text: str) -> Iterator[dict]:
@@ -30,15 +32,33 @@ def metrics_read(path: Path) -> list[dict]:
     return list(_records(path.read_bytes().decode("utf-8", errors="replace")))
 
 
-def metrics_last(path: Path) -> dict:
-    """The last complete record of ``path`` (``{}`` if none), reading only its end."""
+def metrics_since(path: Path, offset: int) -> tuple[list[dict], int]:
+    """The complete records written to ``path`` after byte ``offset``, and the offset to
+    read from next time (just past the last complete line).
+
+    A file shorter than ``offset`` was rewritten (a resumed run keeps only its lines up to
+    the checkpoint): it is read again from the start. Of more than ``NEW_BYTES_MAX`` new
+    bytes only the last ``NEW_BYTES_MAX`` are read.
+
+    Args:
+        path: the trainer's ``metrics.jsonl``; none yet is no record.
+        offset: where the previous read stopped (0 the first time).
+
+    Returns:
+        The records in file order, and the next offset.
+    """
     if not path.is_file():
-        return {}
+        return [], 0
     with path.open("rb") as handle:
-        start = max(0, handle.seek(0, 2) - TAIL_BYTES)
+        end = handle.seek(0, 2)
+        if end < offset:
+            offset = 0
+        start = max(offset, end - NEW_BYTES_MAX)
         handle.seek(start)
-        text = handle.read().decode("utf-8", errors="replace")
-    if start:
-        text = text.partition("\n")[2]  # the first line was cut by the seek
-    records = list(_records(text))
-    return records[-1] if records else {}
+        data = handle.read(end - start)
+    if start > offset:
+        cut = data.find(b"\n") + 1  # the first line was cut by the seek
+        data, start = data[cut:], start + cut
+    complete = data.rfind(b"\n") + 1  # what follows the last newline is unfinished
+    text = data[:complete].decode("utf-8", errors="replace")
+    return list(_records(text)), start + complete

@@ -4,10 +4,11 @@
   same message (``acks_late`` redelivers after a crash) finds the job no longer queued and
   does nothing.
 - **Heartbeat**: a thread writes ``heartbeat_at`` (the database's clock), the progress (the
-  last complete line of the trainer's ``metrics.jsonl``, or the generator's count) and the
-  log tail every ``EVALHUB_JOB_HEARTBEAT_SECONDS``, and reads the cancel flag. A beat that
-  fails (a locked SQLite file, a dropped PostgreSQL connection) is logged and the next one
-  tried on a fresh connection. A worker that dies stops the heartbeat;
+  trainer's ``metrics.jsonl``, or the generator's count) and the log tail every
+  ``EVALHUB_JOB_HEARTBEAT_SECONDS``, and reads the cancel flag. Each beat logs one line per
+  step the trainer wrote since the last beat; the log keeps its last ``LOG_LINES`` lines. A
+  beat that fails (a locked SQLite file, a dropped PostgreSQL connection) is logged and the
+  next one tried on a fresh connection. A worker that dies stops the heartbeat;
   :func:`~evalhub.jobs.reaper.jobs_reap_stale` then marks the job failed.
 - **Stop**: the trainer polls after every step (the generator after every batch); the run
   stops when the job is cancelled or is no longer ``running`` (the reaper failed it).
@@ -38,13 +39,15 @@ from evalhub.catalog.uploads import read_text_file
 from evalhub.jobs.comparisons import comparison_create, free_name
 from evalhub.jobs.folders import job_folder, sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS
-from evalhub.jobs.metrics import metrics_last
+from evalhub.jobs.metrics import metrics_since
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
 
 logger = logging.getLogger(__name__)
 
-LOG_LINES = 60
+# The job log's tail, stored on the job and shown on its page: every step of a run of up
+# to several hundred steps, at most about 100 kB for a run of any length.
+LOG_LINES = 1000
 END_WRITE_PAUSES = (1, 2, 4, 8)  # seconds between tries to record a job's end
 
 # Lines of the job log (and errors) users see; tests reuse them.
@@ -76,6 +79,8 @@ class JobMonitor:
         self.step, self.total = job.progress_step, job.progress_total
         self.loss: float | None = None
         self._last_logged_step = 0
+        self._metrics_offset = 0  # bytes of metrics.jsonl already logged
+        self._catch_up_lock = threading.Lock()  # the heartbeat and the run's end both catch up
         self._cancel = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -124,16 +129,27 @@ class JobMonitor:
             connection.close()  # this thread's own connection
 
     def catch_up(self) -> None:
-        """Take progress and loss from the trainer's ``metrics.jsonl`` (its last complete
-        line) and log them when they moved."""
-        if self.metrics_path is not None:
-            last = metrics_last(self.metrics_path)
-            if "step" in last and "loss" in last:
-                self.step, self.loss = last["step"], last["loss"]
-        if self.step != self._last_logged_step:
-            self._last_logged_step = self.step
-            loss = f" loss {self.loss:.5g}" if self.loss is not None else ""
-            self.log(f"{'step' if self.metrics_path else 'progress'} {self.step}/{self.total}{loss}")
+        """Log one line per step the trainer wrote to ``metrics.jsonl`` since the last call
+        (each complete line, in order) and take progress and loss from the last; without
+        metrics (a generation), log the progress when it moved.
+
+        Every step, not only the one a beat happens to find last: a beat every few seconds
+        read just the file's last line, so the log skipped the steps written between beats.
+        """
+        with self._catch_up_lock:
+            if self.metrics_path is None:
+                if self.step != self._last_logged_step:
+                    self._last_logged_step = self.step
+                    self.log(f"progress {self.step}/{self.total}")
+                return
+            records, self._metrics_offset = metrics_since(self.metrics_path, self._metrics_offset)
+            for record in records:
+                step, loss = record.get("step"), record.get("loss")
+                if not isinstance(step, int) or not isinstance(loss, int | float):
+                    continue  # an event line (diverged) or a foreign one
+                if step > self._last_logged_step:  # a resumed run rewrites the steps it keeps
+                    self.step, self.loss, self._last_logged_step = step, loss, step
+                    self.log(f"step {step}/{self.total} loss {loss:.5g}")
 
     def beat(self) -> None:
         self.catch_up()

@@ -8,6 +8,7 @@ from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 
 METRIC_FIELDS = ("step", "loss", "latent_loss", "pixel_loss", "implicit_acc", "lr")
+CHART_SERIES = ("loss", "latent_loss", "pixel_loss")  # the loss chart's lines, in legend order
 MAX_POINTS = 2000
 
 

@@ -1,10 +1,13 @@
 """Researcher pages for jobs: list, launch forms, the live job page, cancel/retry, compare."""
 
+import json
+
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from evalhub.accounts.decorators import permission_page
+from evalhub.catalog.metric_names import metric_names
 from evalhub.catalog.models import ModelVersion
 from evalhub.jobs import selectors, services
 from evalhub.jobs.errors import JobRejected
@@ -23,7 +26,9 @@ def job_detail(request, pk: int):
     job = get_object_or_404(
         Job.objects.select_related("model_version", "produced_version", "source_study"), pk=pk
     )
-    return render(request, "jobs/job_detail.html", {"job": job})
+    # The chart's series and their legend names (the version page names final metrics alike).
+    chart_series = json.dumps(metric_names(selectors.CHART_SERIES))
+    return render(request, "jobs/job_detail.html", {"job": job, "chart_series": chart_series})
 
 
 @permission_page("jobs.add_job")

@@ -11,7 +11,7 @@ and is left out).
 
 import numpy as np
 import pandas as pd
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from annotate.models import Judgment, Study
 from evalhub.results.judged import study_judgments
@@ -88,6 +88,41 @@ def study_agreement(study: Study) -> dict:
     return {"items": len(complete), "fleiss_kappa": kappa}
 
 
+def judgment_times(judgments: QuerySet[Judgment]) -> pd.DataFrame:
+    """One row per judgment: worker (annotator id), username, study, the seconds it was on
+    screen (NaN without the page's figure) and when it was answered."""
+    times = pd.DataFrame.from_records(
+        list(
+            judgments.annotate(username=F("annotator__username")).values_list(
+                "annotator_id", "username", "task__study_id", "on_screen_seconds", "answered_at"
+            )
+        ),
+        columns=["worker", "username", "study", "seconds", "answered_at"],
+    )
+    times["seconds"] = times["seconds"].astype(float)
+    return times
+
+
+def majority_agreement(study: Study, rule: str) -> pd.DataFrame:
+    """Per worker (annotator id): ``agreed``, their votes on the decided complete items that
+    match the majority, and ``counted``, their votes on those items."""
+    votes = study_votes(study)
+    if votes.empty:
+        return pd.DataFrame(columns=["agreed", "counted"], dtype=int)
+    counts = votes.groupby(["item", "label"]).size().unstack(fill_value=0)
+    decided = majority(counts, rule).dropna()
+    judged = votes[votes["item"].isin(decided.index)]
+    matches = (judged["label"] == judged["item"].map(decided)).groupby(judged["worker"])
+    return pd.DataFrame({"agreed": matches.sum().astype(int), "counted": matches.size()})
+
+
+def _none_for_nan(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """None, not NaN, in these columns: what templates and JSON show as "no figure"."""
+    for column in columns:
+        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
+    return frame
+
+
 def annotator_stats(study: Study, rule: str) -> pd.DataFrame:
     """Per annotator (username): judgments, median seconds on screen per task, agreement with
     the majority on complete items.
@@ -98,34 +133,21 @@ def annotator_stats(study: Study, rule: str) -> pd.DataFrame:
     clients, imports) are left out of the median; None when an annotator has none.
     """
     columns = ["judgments", "median_seconds", "agreement_with_majority"]
-    timing = pd.DataFrame.from_records(
-        list(
-            Judgment.objects.filter(task__study=study)
-            .annotate(username=F("annotator__username"))
-            .values_list("annotator_id", "username", "on_screen_seconds")
-        ),
-        columns=["worker", "username", "seconds"],
-    )
+    timing = judgment_times(Judgment.objects.filter(task__study=study))
     if timing.empty:
         return pd.DataFrame(columns=columns)
-    timing["seconds"] = timing["seconds"].astype(float)
     names = timing.drop_duplicates("worker").set_index("worker")["username"]
-    votes = study_votes(study)
-    counts = votes.groupby(["item", "label"]).size().unstack(fill_value=0)
-    decided = majority(counts, rule).dropna()
-    judged = votes[votes["item"].isin(decided.index)]
-    agrees = (judged["label"] == judged["item"].map(decided)).groupby(judged["worker"]).mean()
+    agreement = majority_agreement(study, rule)
     by_worker = timing.groupby("worker")
     stats = pd.DataFrame(
         {
             "judgments": by_worker.size(),
             "median_seconds": by_worker["seconds"].median(),
-            "agreement_with_majority": agrees,
+            "agreement_with_majority": agreement["agreed"] / agreement["counted"],
         }
     )
-    # None, not NaN: an annotator with no decided complete item has nothing to agree with,
-    # one whose answers carry no time on screen has no median.
-    for column in ("median_seconds", "agreement_with_majority"):
-        stats[column] = stats[column].astype("object").where(stats[column].notna(), None)
+    # An annotator with no decided complete item has nothing to agree with, one whose
+    # answers carry no time on screen has no median.
+    stats = _none_for_nan(stats, ["median_seconds", "agreement_with_majority"])
     stats.index = stats.index.map(names)
     return stats[columns]

@@ -64,20 +64,45 @@ def alignment_rates(study: Study, rule: str, *, include_incomplete: bool = False
     """Per model version id of the study: its alignment rate with a 95% Wilson interval."""
     items = alignment_items(study, rule, include_incomplete=include_incomplete)
     names = dict(study.study_models.values_list("model_version_id", "model_version__name"))
-    rates = {}
-    for model_id, name in names.items():
-        mine = items[(items["model_id"] == model_id) & items["decided"]]
-        decided, matches = len(mine), int(mine["match"].sum())
-        low, high = wilson_interval([matches], [decided])
-        rates[model_id] = AlignmentRate(
-            model=name,
-            rate=matches / decided if decided else None,
-            matches=matches,
-            decided=decided,
-            ci_low=None if np.isnan(low[0]) else float(low[0]),
-            ci_high=None if np.isnan(high[0]) else float(high[0]),
-        )
-    return rates
+    return {model_id: _rate(items, model_id, name) for model_id, name in names.items()}
+
+
+@dataclass(frozen=True)
+class CategoryRates:
+    category: str
+    rates: list[AlignmentRate]  # one per model of the study, in the order of alignment_rates
+
+
+def alignment_rates_by_category(
+    study: Study, rule: str, *, include_incomplete: bool = False
+) -> list[CategoryRates]:
+    """The rates of :func:`alignment_rates` per prompt category, by category name; empty
+    when the study's prompts carry no category."""
+    items = alignment_items(study, rule, include_incomplete=include_incomplete)
+    categories = dict(study.tasks.values_list("pk", "prompt__category"))
+    if not any(categories.values()):
+        return []
+    items["category"] = items["task_id"].map(categories)
+    names = dict(study.study_models.values_list("model_version_id", "model_version__name"))
+    return [
+        CategoryRates(category, [_rate(items[items["category"] == category], m, n) for m, n in names.items()])
+        for category in sorted(set(categories.values()))
+    ]
+
+
+def _rate(items: pd.DataFrame, model_id: int, name: str) -> AlignmentRate:
+    """The share of a model's decided items that match, with its 95% Wilson interval."""
+    mine = items[(items["model_id"] == model_id) & items["decided"]]
+    decided, matches = len(mine), int(mine["match"].sum())
+    low, high = wilson_interval([matches], [decided])
+    return AlignmentRate(
+        model=name,
+        rate=matches / decided if decided else None,
+        matches=matches,
+        decided=decided,
+        ci_low=None if np.isnan(low[0]) else float(low[0]),
+        ci_high=None if np.isnan(high[0]) else float(high[0]),
+    )
 
 
 def alignment_study_for(study: Study) -> Study | None:

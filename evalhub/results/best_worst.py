@@ -11,6 +11,8 @@ asks for the running, provisional picture.
 Counting is vectorized in pandas over one row per (task, position).
 """
 
+from dataclasses import dataclass
+
 import pandas as pd
 from django.db.models import F
 from django.db.models.fields.json import KeyTextTransform
@@ -65,6 +67,21 @@ def best_worst_pairs(study: Study, *, include_incomplete: bool = False) -> pd.Da
     """Decided pairs of the study's complete tasks (or of every judged task): task id,
     winner and loser positions."""
     return decided_pairs(best_worst_votes(study, include_incomplete=include_incomplete))
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    pairs: int  # decided winner/loser pairs
+    complete_tasks: int  # tasks with their N judgments
+    incomplete_tasks: int  # tasks with fewer (counted only in a provisional picture)
+    undecided_tasks: int  # counted tasks with no single winner and loser: left out
+
+
+def pair_counts(study: Study, votes: pd.DataFrame, pairs: pd.DataFrame) -> PairCounts:
+    """What the votes (:func:`best_worst_votes`) and the pairs they decide (:func:`decided_pairs`) count."""
+    complete, incomplete = task_completion(study)
+    undecided = votes["task_id"].nunique() - len(pairs)
+    return PairCounts(len(pairs), complete, incomplete, undecided)
 
 
 def task_completion(study: Study) -> tuple[int, int]:

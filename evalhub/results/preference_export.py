@@ -17,8 +17,11 @@ bytes in any deployment.
 
 import hashlib
 import json
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -26,7 +29,7 @@ import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
 from annotate.models import Study
-from evalhub.results.best_worst import best_worst_votes, decided_pairs, task_completion, task_images
+from evalhub.results.best_worst import best_worst_votes, decided_pairs, pair_counts, task_images
 from evalhub.results.errors import ResultsError
 
 NO_PAIRS = (
@@ -84,8 +87,8 @@ def preference_pairs_export(
     """Write the dataset into ``folder`` (created; existing files of the same names are replaced)."""
     votes = best_worst_votes(study, include_incomplete=include_incomplete)
     kept = decided_pairs(votes)
-    complete, incomplete = task_completion(study)
-    undecided = votes["task_id"].nunique() - len(kept)
+    counts = pair_counts(study, votes, kept)
+    complete, incomplete, undecided = counts.complete_tasks, counts.incomplete_tasks, counts.undecided_tasks
     if kept.empty:
         raise ResultsError(
             NO_PAIRS.format(
@@ -136,6 +139,26 @@ def preference_pairs_export(
         "files": ["pairs.jsonl", "pairs.parquet", "images/"],
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return export
+
+
+def preference_pairs_zip(
+    *, study: Study, out: BinaryIO, root: str, include_incomplete: bool = False
+) -> PreferenceExport:
+    """The export (:func:`preference_pairs_export`) as a ZIP written to ``out``: each file of
+    its folder under ``root/``, images and Parquet stored as they are, text compressed. The
+    folder is built in a temporary directory, gone when this returns."""
+    with tempfile.TemporaryDirectory(prefix="evalhub-preferences-") as folder:
+        export = preference_pairs_export(
+            study=study, folder=Path(folder), include_incomplete=include_incomplete
+        )
+        with zipfile.ZipFile(out, "w") as archive:
+            for path in sorted(Path(folder).rglob("*")):
+                if path.is_file():
+                    packed = (
+                        zipfile.ZIP_STORED if path.suffix in (".png", ".parquet") else zipfile.ZIP_DEFLATED
+                    )
+                    archive.write(path, f"{root}/{path.relative_to(folder).as_posix()}", compress_type=packed)
     return export
 
 

@@ -1,18 +1,24 @@
-"""Researcher pages of a study's results: the study page, and downloads of its win-rate
-table in every export format and of its judgments (``?provisional=1``: count items with
-fewer than N judgments, labelled provisional)."""
+"""Researcher pages of results: a study's page, downloads of its win-rate table in every
+export format (``?download=1``: the chart as an attachment too), of its judgments and of a
+best/worst study's preference pairs (a ZIP of the export folder), and the annotators'
+figures across studies. ``?provisional=1`` counts items with fewer than N judgments,
+labelled provisional."""
 
-from django.http import Http404, HttpResponse
+import tempfile
+
+from django.contrib.auth.models import User
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.text import slugify
 
-from annotate import selectors
-from annotate.exposure import study_exposure_blocks
 from annotate.models import Study
 from evalhub.accounts.decorators import permission_page
-from evalhub.results.agreement import annotator_stats, study_agreement
+from evalhub.results.annotator_overview import annotator_studies, annotators_overview
 from evalhub.results.errors import ResultsError
 from evalhub.results.judgments_csv import judgments_csv
 from evalhub.results.majority import majority_rule
+from evalhub.results.preference_export import preference_pairs_zip
+from evalhub.results.study_page import study_page_context
 from evalhub.results.winrate_formats import FORMATS, PROVISIONAL_NOTE, render_table
 from evalhub.results.winrates import ab_comparison
 
@@ -23,11 +29,26 @@ CONTENT_TYPES = {
     "json": "application/json",
     "png": "image/png",
 }
+TRUE = ("1", "true", "yes")
 
 
 def provisional_requested(request) -> bool:
     """Whether the query asks for the provisional table (``?provisional=1``)."""
-    return request.GET.get("provisional", "") in ("1", "true", "yes")
+    return request.GET.get("provisional", "") in TRUE
+
+
+def download_requested(request) -> bool:
+    """Whether the query asks for an attachment rather than inline content (``?download=1``)."""
+    return request.GET.get("download", "") in TRUE
+
+
+def study_file_name(study: Study, what: str) -> str:
+    """A download's name from the study's name (its id where the name leaves no letters)."""
+    return f"{slugify(study.name) or f'study-{study.pk}'}-{what}"
+
+
+def _conflict(exc: ResultsError) -> HttpResponse:
+    return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
 
 
 @permission_page("annotate.view_judgment")
@@ -38,9 +59,10 @@ def winrates(request, pk: int, fmt: str):
     try:
         content = render_table([ab_comparison(study, include_incomplete=provisional_requested(request))], fmt)
     except ResultsError as exc:
-        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+        return _conflict(exc)
     response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
-    if fmt != "png":
+    # The chart is also shown in the page, inline; downloads ask for it as a file.
+    if fmt != "png" or download_requested(request):
         response["Content-Disposition"] = f'attachment; filename="winrates-study-{study.pk}.{fmt}"'
     return response
 
@@ -53,36 +75,49 @@ def judgments(request, pk: int):
     return response
 
 
+@permission_page("annotate.view_judgment")
+def preference_pairs(request, pk: int):
+    """The preference export of a best/worst study as ``<study>-preferences.zip``, streamed
+    from a temporary file; 409 with the reason when it has no pair (or is another kind)."""
+    study = get_object_or_404(Study, pk=pk)
+    name = study_file_name(study, "preferences")
+    archive = tempfile.TemporaryFile()  # deleted when the response closes it
+    try:
+        preference_pairs_zip(
+            study=study, out=archive, root=name, include_incomplete=provisional_requested(request)
+        )
+    except ResultsError as exc:
+        archive.close()
+        return _conflict(exc)
+    archive.seek(0)
+    return FileResponse(archive, as_attachment=True, filename=f"{name}.zip", content_type="application/zip")
+
+
 @permission_page("annotate.view_study")
 def study_page(request, pk: int):
-    """A study: its set-up, progress, exposure blocks, annotators and agreement, and for
-    A/B its win-rate table (``?provisional=1``: the running table)."""
+    """A study: its set-up, the status changes it allows, progress, exposure blocks, its
+    results by kind, annotators and agreement (``?provisional=1``: the running picture)."""
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
-    provisional = provisional_requested(request)
-    comparison, results_message = None, ""
-    if study.kind == Study.Kind.AB:
-        try:
-            comparison = ab_comparison(study, include_incomplete=provisional)
-        except ResultsError as exc:
-            results_message = str(exc)
-    agreement = study_agreement(study)
-    per_annotator = annotator_stats(study, majority_rule()).to_dict("index")
-    annotators = [row | per_annotator.get(row["username"], {}) for row in selectors.study_annotators(study)]
+    context = study_page_context(study, provisional=provisional_requested(request))
+    return render(
+        request, "results/study.html", context | {"formats": FORMATS, "provisional_note": PROVISIONAL_NOTE}
+    )
+
+
+@permission_page("annotate.view_judgment")
+def annotators(request):
+    """Every annotator's progress and quality across studies."""
+    rule = majority_rule()
+    return render(request, "results/annotators.html", {"annotators": annotators_overview(rule), "rule": rule})
+
+
+@permission_page("annotate.view_judgment")
+def annotator(request, pk: int):
+    """One annotator's figures, study by study."""
+    person = get_object_or_404(User, pk=pk)
+    rule = majority_rule()
     return render(
         request,
-        "results/study.html",
-        {
-            "study": study,
-            "models": study.study_models.select_related("model_version"),
-            "progress": selectors.study_progress(study),
-            "blocks": study_exposure_blocks(study),
-            "annotators": annotators,
-            "agreement": agreement,
-            "statuses": Study.Status.choices,
-            "comparison": comparison,
-            "results_message": results_message,
-            "formats": FORMATS,
-            "provisional": provisional,
-            "provisional_note": PROVISIONAL_NOTE,
-        },
+        "results/annotator.html",
+        {"person": person, "studies": annotator_studies(person, rule), "rule": rule},
     )

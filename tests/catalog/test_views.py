@@ -278,6 +278,13 @@ def test_the_prompt_detail_takes_the_same_queries_for_2_and_6_images(
 # ---------------------------------------------------------------- model versions
 
 
+def test_the_model_version_form_reads_as_words(client, alice, db):
+    """Its labels spell their acronyms (URI), as the training forms do (LoRA, EMA, LR)."""
+    client.force_login(alice)
+    html = client.get(reverse("catalog:model_version_create")).content.decode()
+    assert '<label for="id_weights_uri">Weights URI:</label>' in html
+
+
 def test_it_creates_a_model_version_with_a_parent_and_shows_its_lineage(client, alice, db):
     """The form creates a derived version; its page shows the chain back to the base."""
     client.force_login(alice)

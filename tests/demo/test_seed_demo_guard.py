@@ -21,7 +21,10 @@ def test_it_refuses_to_run_without_debug(tmp_path):
     """`manage.py seed_demo` in a production environment (no DEBUG) stops with the reason."""
     env = {name: value for name, value in os.environ.items() if name not in ("DEBUG", "DATABASE_URL")}
     env.update(
-        DJANGO_SETTINGS_MODULE="evalhub.settings", EVALHUB_VAR_DIR=str(tmp_path), SECRET_KEY=STRONG_KEY
+        DJANGO_SETTINGS_MODULE="evalhub.settings",
+        EVALHUB_VAR_DIR=str(tmp_path),
+        SECRET_KEY=STRONG_KEY,
+        EVALHUB_ENV_FILE="",  # a developer's `.env` would bring DEBUG=1
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "seed_demo"],

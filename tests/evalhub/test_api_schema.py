@@ -3,6 +3,7 @@ contract declared once as the ``Error`` component."""
 
 import pytest
 import yaml
+from django.contrib.staticfiles import finders
 from rest_framework.test import APIClient
 
 from evalhub.api_errors import CODES, ERROR_COMPONENT
@@ -19,7 +20,7 @@ def schema(alice) -> dict:
     return yaml.safe_load(response.content)
 
 
-@pytest.mark.parametrize("url", ["/api/schema/", "/api/docs/", "/api/docs/?script="])
+@pytest.mark.parametrize("url", ["/api/schema/", "/api/docs/", "/api/docs/?script=", "/api/redoc/"])
 def test_the_schema_and_its_page_are_closed_to_anonymous_users(client, db, url):
     """Anonymous callers get the contract's 403, not the API's map."""
     response = client.get(url)
@@ -70,3 +71,34 @@ def test_a_signed_in_user_gets_the_interactive_page_without_inline_code(client, 
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
     assert "/api/schema/" in script.content.decode()
+
+
+def test_redoc_comes_from_this_site_with_no_inline_script(client, alice):
+    """/api/redoc/ loads Redoc from the sidecar's static files and starts it from its element;
+    only this page lets Redoc's injected styles and its search worker through the policy."""
+    client.force_login(alice)
+    page = client.get("/api/redoc/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert '<script src="/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js">' in html
+    assert '<redoc spec-url="/api/schema/">' in html
+    assert "<script>" not in html and "<style" not in html and "googleapis" not in html
+    policy = dict(part.strip().split(" ", 1) for part in page["Content-Security-Policy"].split(";"))
+    assert policy["style-src"] == "'self' 'unsafe-inline'" and policy["worker-src"] == "'self' blob:"
+    assert policy["script-src"] == "'self'"
+    elsewhere = client.get("/api/docs/")["Content-Security-Policy"]
+    assert "unsafe-inline" not in elsewhere and "blob:" not in elsewhere
+
+
+def test_the_favicon_answers_where_browsers_look(client, db):
+    """/favicon.ico leads to the site's icon, which every page names too."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("evalhub/favicon.svg")
+    assert finders.find("evalhub/favicon.svg")
+
+
+def test_the_researchers_menu_links_both_pages(client, alice):
+    """A researcher reaches Swagger UI and Redoc from every page's menu."""
+    client.force_login(alice)
+    html = client.get("/catalog/prompt-sets/").content.decode()
+    assert 'href="/api/docs/"' in html and 'href="/api/redoc/"' in html

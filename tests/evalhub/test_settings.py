@@ -42,6 +42,7 @@ CONFIG_VARIABLES = (
     "EVALHUB_MAX_JSON_DEPTH",
     "LOGIN_FAILURE_LIMIT",
     "LOGIN_LOCKOUT_MINUTES",
+    "EVALHUB_ENV_FILE",
 )
 
 # A key as `secrets.token_urlsafe(50)` makes one: long and varied enough for Django.
@@ -90,7 +91,9 @@ print(json.dumps({
 def load_settings(var_dir: Path, **env: str) -> subprocess.CompletedProcess:
     """Import the settings in a child process whose environment holds only ``env``'s config."""
     clean = {name: value for name, value in os.environ.items() if name not in CONFIG_VARIABLES}
-    clean.update(DJANGO_SETTINGS_MODULE="evalhub.settings", EVALHUB_VAR_DIR=str(var_dir), **env)
+    # No dotenv file either, unless the test names one (a developer's `.env` holds DEBUG=1).
+    clean.update(DJANGO_SETTINGS_MODULE="evalhub.settings", EVALHUB_VAR_DIR=str(var_dir), EVALHUB_ENV_FILE="")
+    clean.update(env)
     return subprocess.run(
         [sys.executable, "-c", PROBE], env=clean, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
@@ -148,6 +151,23 @@ def test_it_refuses_to_start_with_a_weak_secret_key(tmp_path, key, why):
     assert result.returncode != 0
     assert "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is too weak" in result.stderr
     assert why in result.stderr and "secrets.token_urlsafe(50)" in result.stderr
+
+
+def test_a_dotenv_file_sets_what_the_environment_leaves_unset(tmp_path):
+    """`make demo`'s `.env` (DEBUG=1) lets a command start with nothing in the environment;
+    a variable the environment sets wins over the file's."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# local\nDEBUG=1\nALLOWED_HOSTS=demo.test\n")
+    loaded = settings_with(tmp_path, EVALHUB_ENV_FILE=str(dotenv))
+    assert (loaded["DEBUG"], loaded["ALLOWED_HOSTS"]) == (True, ["demo.test"])
+    loaded = settings_with(tmp_path, EVALHUB_ENV_FILE=str(dotenv), DEBUG="0", SECRET_KEY=STRONG_KEY)
+    assert (loaded["DEBUG"], loaded["ALLOWED_HOSTS"]) == (False, ["demo.test"])
+
+
+def test_a_missing_dotenv_file_is_no_error(tmp_path):
+    """No `.env` (a deployment, CI): the environment alone decides."""
+    result = load_settings(tmp_path, EVALHUB_ENV_FILE=str(tmp_path / "absent.env"))
+    assert "SECRET_KEY is not set" in result.stderr
 
 
 def test_a_short_secret_key_is_fine_for_development(tmp_path):

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from annotate.models import Judgment, Task
 from annotate.services import study_create, study_recount
-from evalhub.catalog.models import GeneratedImage, ModelVersion, Prompt, PromptSet
+from evalhub.catalog.models import AlignmentQuestion, GeneratedImage, ModelVersion, Prompt, PromptSet
 from tests.factories import UserFactory
 
 MODEL_A, MODEL_B = "ours-pixel-simpo", "baseline-latent"
@@ -84,3 +84,24 @@ def vote(study, votes_by_task: dict[Task, list[str]]) -> None:
 def small_study(db):
     """Six flaws tasks, N = 5."""
     return ab_study(6)
+
+
+def ab_with_alignment(categories=()):
+    """An A/B study over two prompts and an alignment study (N = 3) over the same prompts
+    and both models, each prompt asking "a cat?" (yes expected) and "a dog?" (no expected);
+    ``categories`` names the prompts' categories, in order."""
+    ab = ab_study(2, name="ab")
+    for prompt, category in zip(ab.prompt_set.prompts.order_by("position"), categories, strict=False):
+        Prompt.objects.filter(pk=prompt.pk).update(category=category)
+    for prompt in ab.prompt_set.prompts.all():
+        AlignmentQuestion.objects.create(
+            prompt=prompt, text="Is there a cat?", expected_answer=True, position=0
+        )
+        AlignmentQuestion.objects.create(
+            prompt=prompt, text="Is there a dog?", expected_answer=False, position=1
+        )
+    models = [ModelVersion.objects.get(name=MODEL_A), ModelVersion.objects.get(name=MODEL_B)]
+    alignment = study_create(
+        name="al", kind="alignment", prompt_set=ab.prompt_set, model_versions=models, overlap=3
+    )
+    return ab, alignment

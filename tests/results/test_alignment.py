@@ -6,31 +6,17 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Judgment, Task
-from annotate.services import study_create
-from evalhub.catalog.models import AlignmentQuestion, ModelVersion
 from evalhub.results.alignment import alignment_rates
 from evalhub.results.winrate_formats import to_csv, to_latex, to_markdown
 from evalhub.results.winrates import ab_comparison
 from tests.factories import UserFactory
-from tests.results.conftest import MODEL_A, MODEL_B, ab_study, vote
+from tests.results.conftest import MODEL_A, MODEL_B, ab_with_alignment, vote
 
 
 @pytest.fixture
 def studies(db):
     """An A/B study and an alignment study (N = 3) over the same two prompts and models."""
-    ab = ab_study(2, name="ab")
-    for prompt in ab.prompt_set.prompts.all():
-        AlignmentQuestion.objects.create(
-            prompt=prompt, text="Is there a cat?", expected_answer=True, position=0
-        )
-        AlignmentQuestion.objects.create(
-            prompt=prompt, text="Is there a dog?", expected_answer=False, position=1
-        )
-    models = [ModelVersion.objects.get(name=MODEL_A), ModelVersion.objects.get(name=MODEL_B)]
-    alignment = study_create(
-        name="al", kind="alignment", prompt_set=ab.prompt_set, model_versions=models, overlap=3
-    )
-    return ab, alignment
+    return ab_with_alignment()
 
 
 def answer_all(alignment, plan: dict[str, list[tuple[bool, bool]]], prompts=None) -> None:

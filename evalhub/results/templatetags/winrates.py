@@ -1,4 +1,4 @@
-"""Template filters that print shares and p-values exactly as the exports do."""
+"""Template filters that print shares, alignment rates and p-values exactly as the exports do."""
 
 from django import template
 
@@ -20,3 +20,15 @@ def share_interval(share) -> str:
 @register.filter
 def sign_test_p(result) -> str:
     return winrate_formats.p_value(result)
+
+
+@register.filter
+def rate_percent(rate) -> str:
+    """An alignment rate (or None) as the exports print it."""
+    return winrate_formats.alignment_percent(rate)
+
+
+@register.filter
+def rate_interval(rate) -> str:
+    """An alignment rate's 95% interval as the exports print a share's."""
+    return "—" if rate is None else winrate_formats.interval(rate)

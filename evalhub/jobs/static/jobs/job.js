@@ -1,45 +1,146 @@
 // Live job page: polls the job's API every 2 s until it ends, updating the progress bar,
-// state, log tail and the loss chart (an SVG polyline per loss series).
+// state, log and the loss chart. The chart is plain SVG drawn here: x (step) and y (loss)
+// axes with about five "nice" ticks each (1, 2, 2.5 or 5 times a power of ten), light grid
+// lines, axis titles, a legend with the metrics' readable names, one line per series. It
+// fills the page's width: the viewBox follows the element's size, so text keeps its size.
 (function () {
   "use strict";
   const root = document.getElementById("job");
   if (!root) return;
   const api = root.dataset.api;
   const $ = (id) => document.getElementById(id);
-  const SERIES = [["loss", "#1f6feb"], ["latent_loss", "#2da44e"], ["pixel_loss", "#d1242f"]];
+  const NS = "http://www.w3.org/2000/svg";
+  const COLORS = ["#1f6feb", "#2da44e", "#d1242f", "#8250df", "#bf8700"];
+  const HEIGHT = 260; // as job.css sets it
+  const TICKS = 5;
+  const MARGIN = { top: 30, right: 18, bottom: 42 }; // the left one fits the y labels
+
+  // -- ticks ------------------------------------------------------------------------------
+
+  /** About TICKS round values covering [lo, hi] (whole numbers for an integer axis);
+   *  the axis then runs from the first to the last. */
+  function ticks(lo, hi, integer) {
+    if (!(hi > lo)) {
+      const pad = integer ? 1 : Math.abs(lo) * 0.1 || 1;
+      lo -= integer ? 0 : pad;
+      hi += pad;
+    }
+    if (integer) hi = Math.max(hi, lo + TICKS - 1);
+    const raw = (hi - lo) / (TICKS - 1);
+    const power = Math.pow(10, Math.floor(Math.log10(raw)));
+    const multiples = integer && power < 10 ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+    let step = multiples.find((m) => m * power >= raw * (1 - 1e-9)) * power;
+    if (integer) step = Math.max(1, Math.round(step));
+    const first = Math.floor(lo / step + 1e-9) * step;
+    const last = Math.ceil(hi / step - 1e-9) * step;
+    const values = [];
+    for (let i = 0; first + i * step <= last + step * 1e-6; i++) values.push(first + i * step);
+    return { lo: first, hi: last, step, values };
+  }
+
+  /** A tick's label, with as many decimals as its step needs ("25k" for large steps). */
+  function tickText(value, step) {
+    if (Math.abs(value) < step * 1e-6) value = 0;
+    if (step >= 1000 && Number.isInteger(step)) return tickText(value / 1000, step / 1000) + (value ? "k" : "");
+    if (step < 1e-3) return value ? value.toExponential(2) : "0";
+    const power = Math.floor(Math.log10(step) + 1e-9); // step = m × 10^power, m in 1, 2, 2.5, 5
+    const half = Math.abs(step / 10 ** power - 2.5) < 1e-6 ? 1 : 0;
+    return value.toFixed(Math.max(0, half - power));
+  }
+
+  // -- drawing ----------------------------------------------------------------------------
+
+  function el(name, attrs, parent, text) {
+    const node = document.createElementNS(NS, name);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    parent.appendChild(node);
+    return node;
+  }
+
+  const chart = $("job-chart");
+  const names = chart ? JSON.parse(chart.dataset.series || "{}") : {};
+  const SERIES = Object.keys(names).map((key, i) => [key, COLORS[i % COLORS.length]]);
+  let shown = [];
 
   function drawChart(points) {
-    const svg = $("job-chart");
-    if (!svg || points.length === 0) return;
-    const w = svg.width.baseVal.value, h = svg.height.baseVal.value, pad = 32;
+    if (!chart) return;
+    shown = points;
+    const width = Math.max(320, Math.round(chart.getBoundingClientRect().width || 640));
+    chart.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
+    chart.replaceChildren();
+    const has = (p, key) => typeof p[key] === "number" && Number.isFinite(p[key]);
+    const series = SERIES.filter(([key]) => points.some((p) => has(p, key)));
+    if (series.length === 0) {
+      el("text", { class: "chart-empty", x: width / 2, y: HEIGHT / 2, "text-anchor": "middle" }, chart, "no steps yet");
+      return;
+    }
     const steps = points.map((p) => p.step);
-    const values = points.flatMap((p) => SERIES.map(([k]) => p[k]).filter((v) => v !== undefined));
-    const x0 = Math.min(...steps), x1 = Math.max(...steps, x0 + 1);
-    const y0 = Math.min(...values), y1 = Math.max(...values, y0 + 1e-9);
-    const sx = (s) => pad + ((s - x0) / (x1 - x0)) * (w - 2 * pad);
-    const sy = (v) => h - pad - ((v - y0) / (y1 - y0)) * (h - 2 * pad);
-    const ns = "http://www.w3.org/2000/svg";
-    svg.replaceChildren();
-    const label = (text, x, y, color) => {
-      const t = document.createElementNS(ns, "text");
-      t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("font-size", "11");
-      if (color) t.setAttribute("fill", color);
-      t.textContent = text; svg.appendChild(t);
-    };
-    label(y1.toPrecision(3), 2, pad); label(y0.toPrecision(3), 2, h - pad);
-    label("step " + x1, w - pad - 40, h - 8);
-    SERIES.forEach(([key, color], i) => {
-      const pts = points.filter((p) => p[key] !== undefined).map((p) => sx(p.step) + "," + sy(p[key]));
-      if (pts.length === 0) return;
-      const line = document.createElementNS(ns, "polyline");
-      line.setAttribute("points", pts.join(" "));
-      line.setAttribute("fill", "none"); line.setAttribute("stroke", color); line.setAttribute("stroke-width", "1.5");
-      svg.appendChild(line);
-      label(key, pad + 90 * i, 12, color);
+    const values = points.flatMap((p) => series.filter(([key]) => has(p, key)).map(([key]) => p[key]));
+    const x = ticks(Math.min(0, ...steps), Math.max(...steps), true);
+    const y = ticks(Math.min(...values), Math.max(...values), false);
+    const yLabels = y.values.map((v) => tickText(v, y.step));
+    const left = 34 + 7 * Math.max(...yLabels.map((t) => t.length));
+    const box = { x0: left, x1: width - MARGIN.right, y0: MARGIN.top, y1: HEIGHT - MARGIN.bottom };
+    const sx = (s) => box.x0 + ((s - x.lo) / (x.hi - x.lo)) * (box.x1 - box.x0);
+    const sy = (v) => box.y1 - ((v - y.lo) / (y.hi - y.lo)) * (box.y1 - box.y0);
+    const r = (n) => Math.round(n * 10) / 10;
+
+    const grid = el("g", { class: "chart-grid" }, chart);
+    x.values.forEach((v) => el("line", { x1: r(sx(v)), x2: r(sx(v)), y1: box.y0, y2: box.y1 }, grid));
+    y.values.forEach((v) => el("line", { x1: box.x0, x2: box.x1, y1: r(sy(v)), y2: r(sy(v)) }, grid));
+
+    const xAxis = el("g", { class: "chart-axis chart-x-axis" }, chart);
+    el("line", { class: "domain", x1: box.x0, x2: box.x1, y1: box.y1, y2: box.y1 }, xAxis);
+    x.values.forEach((v) => {
+      const tick = el("g", { class: "tick" }, xAxis);
+      el("line", { x1: r(sx(v)), x2: r(sx(v)), y1: box.y1, y2: box.y1 + 5 }, tick);
+      el("text", { x: r(sx(v)), y: box.y1 + 18, "text-anchor": "middle" }, tick, tickText(v, x.step));
+    });
+    el("text", { class: "chart-title", x: (box.x0 + box.x1) / 2, y: HEIGHT - 6, "text-anchor": "middle" }, xAxis, "step");
+
+    const yAxis = el("g", { class: "chart-axis chart-y-axis" }, chart);
+    el("line", { class: "domain", x1: box.x0, x2: box.x0, y1: box.y0, y2: box.y1 }, yAxis);
+    y.values.forEach((v, i) => {
+      const tick = el("g", { class: "tick" }, yAxis);
+      el("line", { x1: box.x0 - 5, x2: box.x0, y1: r(sy(v)), y2: r(sy(v)) }, tick);
+      el("text", { x: box.x0 - 8, y: r(sy(v)) + 4, "text-anchor": "end" }, tick, yLabels[i]);
+    });
+    const middle = (box.y0 + box.y1) / 2;
+    el("text", { class: "chart-title", transform: `translate(14 ${middle}) rotate(-90)`, "text-anchor": "middle" }, yAxis, "loss");
+
+    const lines = el("g", { class: "chart-lines" }, chart);
+    series.forEach(([key, color]) => {
+      const mine = points.filter((p) => has(p, key));
+      const coords = mine.map((p) => r(sx(p.step)) + "," + r(sy(p[key])));
+      el("polyline", { class: "chart-line", "data-key": key, points: coords.join(" "), stroke: color }, lines);
+      const end = mine[mine.length - 1];
+      el("circle", { class: "chart-last", cx: r(sx(end.step)), cy: r(sy(end[key])), r: 2.5, fill: color }, lines);
+    });
+
+    const legend = el("g", { class: "chart-legend" }, chart);
+    let at = box.x0;
+    series.forEach(([key, color]) => {
+      const item = el("g", { class: "legend-item", "data-key": key }, legend);
+      el("rect", { x: at, y: 9, width: 14, height: 4, rx: 1, fill: color }, item);
+      const label = el("text", { x: at + 19, y: 15 }, item, names[key]);
+      at += 19 + (label.getComputedTextLength() || 7 * names[key].length) + 18;
     });
   }
 
+  if (chart && "ResizeObserver" in window) new ResizeObserver(() => drawChart(shown)).observe(chart);
+
+  // -- polling ----------------------------------------------------------------------------
+
   const time = (iso) => (iso ? new Date(iso).toTimeString().slice(0, 8) : "—");
+
+  function showLog(text) {
+    const log = $("job-log");
+    if (log.textContent === text) return;
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = text;
+    if (atEnd) log.scrollTop = log.scrollHeight; // follow the run unless the reader scrolled up
+  }
 
   function update(job) {
     $("job-state").textContent = job.state;
@@ -50,7 +151,7 @@
     bar.max = job.progress_total || 1; bar.value = step;
     $("job-progress-text").textContent = step + " / " + job.progress_total;
     $("job-times").textContent = time(job.started_at) + " / " + time(job.finished_at);
-    $("job-log").textContent = job.log_tail;
+    showLog(job.log_tail);
     $("job-worker").textContent = job.worker || "—";
     if (job.error) { $("job-error").hidden = false; $("job-error").textContent = job.error; }
     drawChart(metrics);
@@ -70,5 +171,7 @@
     } catch (err) { /* network blip: try again */ }
     setTimeout(poll, 2000);
   }
+  const log = $("job-log");
+  log.scrollTop = log.scrollHeight;
   poll();
 })();
