@@ -6,6 +6,7 @@ import threading
 from contextlib import contextmanager
 
 import pytest
+from django.db import connections
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -22,6 +23,7 @@ def chromium(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        _drop_dead_connections()
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
@@ -34,3 +36,13 @@ def chromium(monkeypatch):
     for thread in threading.enumerate():
         if thread.name.endswith("(process_request_thread)"):
             thread.join(timeout=10)
+
+
+def _drop_dead_connections() -> None:
+    """Close the connections the database has dropped, so the next query opens a new one.
+    Django keeps connections per context, and Playwright's sync API runs the test in a
+    context of its own, where a connection of an earlier browser test can outlive a test
+    that cut every other connection (tests/jobs/test_heartbeat.py)."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()

@@ -90,8 +90,12 @@ def metric_value(key: str, value) -> str:
 
 
 def metrics_readable(metrics: dict) -> list[tuple[str, str]]:
-    """``metrics`` (key → value) as (name, value text) pairs, in their order."""
-    return [(metric_name(key), metric_value(key, value)) for key, value in metrics.items()]
+    """``metrics`` (key → value) as (name, value text) pairs: the known metrics in the
+    trainer's order, then the others by key. Not in the dict's order, which a JSON column
+    does not keep (PostgreSQL's jsonb orders keys by length)."""
+    known = list(METRICS)
+    ordered = sorted(metrics, key=lambda key: (known.index(key), "") if key in METRICS else (len(known), key))
+    return [(metric_name(key), metric_value(key, metrics[key])) for key in ordered]
 
 
 def metric_names(keys) -> dict[str, str]:
