@@ -317,6 +317,7 @@ class StudyOutputSerializer(serializers.ModelSerializer):
             "overlap",
             "lease_seconds",
             "exposure",
+            "access",
             "config",
             "guidelines",
             "created_at",

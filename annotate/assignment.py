@@ -12,6 +12,12 @@ Exposure (annotate.exposure): the same statement passes over tasks whose images 
 annotator met in a conflicting context, checks the picked one again after its lock, and
 writes the images of the task it leases.
 
+Access (annotate.enrollment): a study open to enrolled annotators only hands nothing to
+anyone else, read by the same statement as the study's state. A removed annotator's
+leases were skipped when they were removed, so their answers in flight are refused as
+skipped tasks (TASK_SKIPPED); a lease taken in the instant the removal commits lives out
+its ``lease_seconds`` like any other.
+
 The statements every annotator request makes are written out in SQL (``annotate.queries``,
 run by ``evalhub.sql``).
 """
@@ -23,7 +29,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotate import errors
-from annotate.errors import Conflict, NotFound
+from annotate.errors import Conflict, Forbidden, NotFound
 from annotate.exposure import ExposureRule, exposure_rule
 from annotate.models import ImageReport, Lease, Study, Task, TaskImage, new_token
 from annotate.queries import (
@@ -67,7 +73,11 @@ def assignments_next(
 ) -> Assignments:
     """Up to ``count`` tasks leased to ``annotator`` (the ones already held, then new ones),
     and, unless ``with_progress`` is off, the annotator's progress in the study (the
-    page asks for it only when no answer of its own is about to report it)."""
+    page asks for it only when no answer of its own is about to report it).
+
+    Refused (Forbidden) to an annotator a study open to enrolled ones only has not
+    enrolled, or has removed: their leases were skipped at removal, so an answer they
+    still send is refused as a skipped task (TASK_SKIPPED), which the page reports."""
     now = now or timezone.now()
     count = max(1, min(count, MAX_BATCH))
     rows = sql.fetch_all(
@@ -76,9 +86,13 @@ def assignments_next(
     )
     if not rows:
         raise NotFound(errors.UNKNOWN_STUDY)
-    status, kind, exposure, overlap, lease_seconds, done, open_tasks, closed = rows[0][:8]
+    status, kind, exposure, overlap, lease_seconds, excluded, allowed, done, open_tasks, closed = rows[0][:10]
+    if not allowed:
+        raise Forbidden(errors.NOT_ENROLLED)
     _check_open(status)
-    held = [_lease_from_row(row[8:], annotator) for row in rows if row[8] is not None]
+    if excluded:
+        raise Forbidden(errors.EXCLUDED)
+    held = [_lease_from_row(row[10:], annotator) for row in rows if row[10] is not None]
     rule = exposure_rule(kind, exposure)
     while len(held) < count:
         lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now)

@@ -22,6 +22,10 @@ class Conflict(AnnotationError):
     status = 409
 
 
+class Forbidden(AnnotationError):
+    status = 403
+
+
 # Study set-up
 STUDY_NAME_TAKEN = "a study named {name!r} already exists"
 WRONG_MODEL_COUNT = "a {kind} study needs {expected}, got {got}"
@@ -49,6 +53,7 @@ TOO_LONG = "the {setting} must be at most {max_length} characters"
 NOT_ONE_OF = "{setting} must be one of {choices}, got {value!r}"
 IMAGE_INDEX_RANGE = "image_index must be from 0 to 2147483647, got {index}"
 WRONG_TYPE = "{setting} must be {expected}, got {value!r}"
+SETTING_RANGE = "{setting} must be from {low} to {high}, got {value}"
 
 # Assignment and submission
 STUDY_PAUSED = "this study is paused; try again later"
@@ -63,6 +68,29 @@ TASK_FULL = "this task already has all the answers it needs"
 LEASE_LOST = "your lease expired and the task went to someone else"
 CLIENT_ID_REUSED = "this client_id was already used for another task"
 NO_IMAGE_AT = "no image at position {position}"
+EXCLUDED = "you no longer take part in this study; thank you for your work"
+NOT_ENROLLED = "this study is open to invited annotators only"
+
+# Workforce (annotate.workforce)
+NOT_IN_STUDY = "{annotator!r} has no part in this study"
+ALREADY_EXCLUDED = "{annotator!r} is already excluded from this study"
+NOT_EXCLUDED = "{annotator!r} is not excluded from this study"
+REASON_EMPTY = "say why: the reason is kept with the exclusion"
+
+# Invitations and enrollment (annotate.enrollment)
+INVITATION_NO_STUDY = "choose at least one study for the invitation"
+INVITATION_EXPIRY_RANGE = "an invitation lasts from 1 to 365 days, got {days}"
+INVITATION_MAX_USES_RANGE = "the maximum number of uses must be from 1 to 100000, got {uses}"
+INVITATION_BAD_DOMAIN = "the e-mail domain must look like example.org, got {domain!r}"
+INVITATION_REVOKED = "this invitation was withdrawn"
+INVITATION_EXPIRED = "this invitation has expired"
+INVITATION_USED_UP = "this invitation has been used as many times as it allows"
+INVITATION_ALREADY_REVOKED = "this invitation was already withdrawn"
+INVITATION_FOR_ANNOTATORS = "this invitation is for annotators; you are logged in with another role"
+EMAIL_REQUIRED = "give your e-mail address at {domain}"
+EMAIL_WRONG_DOMAIN = "this invitation is for e-mail addresses at {domain}"
+SIGNUPS_THROTTLED = "too many sign-ups from your network; try again in an hour"
+NOT_ENROLLED_IN = "{annotator!r} is not enrolled in this study"
 
 # Answers
 ANSWER_NOT_OBJECT = "the answer must be a JSON object"

@@ -30,7 +30,7 @@ from django.contrib.auth.models import User
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from annotate.models import ImageExposure, Lease, Study, Task, TaskImage
+from annotate.models import Enrollment, ImageExposure, Lease, Study, Task, TaskImage
 from evalhub.accounts.roles import ANNOTATORS
 
 BLIND, REVEALING = ImageExposure.Context.BLIND.value, ImageExposure.Context.REVEALING.value
@@ -90,11 +90,15 @@ class ExposureBlocks:
 def study_exposure_blocks(study: Study, now=None) -> ExposureBlocks:
     """Per open task: the answers it still needs (N minus judgments and others' live
     leases), against the annotators who could still take it (the pool, less those who
-    hold, answered or skipped it, less those its images' exposures bar)."""
+    hold, answered or skipped it, less those its images' exposures bar). The pool of a
+    study open to enrolled annotators only is its enrolled annotators."""
     now = now or timezone.now()
-    pool = set(
-        User.objects.filter(is_active=True, groups__name=ANNOTATORS).values_list("pk", flat=True).distinct()
-    )
+    annotators = User.objects.filter(is_active=True, groups__name=ANNOTATORS)
+    if study.access == Study.Access.ENROLLED:
+        annotators = annotators.filter(
+            enrollments__study=study, enrollments__status=Enrollment.Status.ENROLLED
+        )
+    pool = set(annotators.values_list("pk", flat=True).distinct())
     tasks = pd.DataFrame.from_records(
         list(
             Task.objects.filter(study=study, judgment_count__lt=study.overlap).values_list(

@@ -45,6 +45,12 @@ class Study(models.Model):
         ISOLATED = "isolated", "Isolated"
         SHARED = "shared", "Shared"
 
+    class Access(models.TextChoices):
+        """Who may work on the study (annotate.enrollment)."""
+
+        OPEN = "open", "Every annotator"
+        ENROLLED = "enrolled", "Enrolled annotators only"
+
     name = models.CharField(
         max_length=200, unique=True, help_text="The researchers' name; annotators never see it."
     )
@@ -67,6 +73,12 @@ class Study(models.Model):
         choices=Exposure.choices,
         blank=True,
         help_text="A/B: isolated (default) or shared; empty for the kinds that reveal their images.",
+    )
+    access = models.CharField(
+        max_length=10,
+        choices=Access.choices,
+        default=Access.OPEN,
+        help_text="open: every annotator; enrolled: those enrolled in it (an invitation, or by hand).",
     )
     config = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings.")
     guidelines = models.TextField(blank=True)
@@ -245,6 +257,12 @@ class Judgment(models.Model):
     )
     answered_at = models.DateTimeField()
     source = models.CharField(max_length=20, default="web", help_text="web, or import for vendor data.")
+    excluded = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Its annotator was excluded from the study (annotate.workforce): kept, flagged in "
+        "the raw export, left out of every table and of its task's count, which reopened.",
+    )
 
     class Meta:
         ordering = ["task", "answered_at"]
@@ -258,12 +276,18 @@ class Judgment(models.Model):
 
 
 class AnnotatorTally(models.Model):
-    """How many judgments an annotator has given in a study (the "done" of their progress),
-    raised with each submission so that no request counts their history."""
+    """An annotator in a study: how many judgments they have given (the "done" of their
+    progress, raised with each submission so that no request counts their history), and
+    whether they were excluded from it."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="tallies", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tallies")
     judgments = models.PositiveIntegerField(default=0)
+    # Exclusion lives on this row because every submission already writes it last, under
+    # its row lock: the submission reads the flag back from that write, so an exclusion and
+    # an answer in flight are ordered, whichever comes first (annotate.workforce).
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [
@@ -319,3 +343,94 @@ class ImageReport(models.Model):
 
     def __str__(self) -> str:
         return f"report on task {self.task_id}"
+
+
+class WorkforceEvent(models.Model):
+    """Something done to an annotator's part in a study, with its reason: an exclusion or
+    a reinstatement, by a researcher or by the study's quality rule (``by`` empty)."""
+
+    class Action(models.TextChoices):
+        EXCLUDED = "excluded", "Excluded"
+        REINSTATED = "reinstated", "Reinstated"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="workforce_events")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    reason = models.CharField(max_length=300)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    judgments = models.PositiveIntegerField(
+        default=0, help_text="Judgments the action left out of the tables or brought back."
+    )
+    tasks_reopened = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} {self.action} in study {self.study_id}"
+
+
+class Invitation(models.Model):
+    """A link that lets people sign up (or log in) as annotators and enrolls them in its
+    studies (annotate.enrollment). It stops taking people once revoked, expired or used
+    ``max_uses`` times; who joined through it stays enrolled."""
+
+    token = models.CharField(max_length=32, default=new_token)
+    studies = models.ManyToManyField(Study, related_name="invitations")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+    email_domain = models.CharField(
+        max_length=253, blank=True, help_text="Accounts made through the link give an e-mail at this domain."
+    )
+    note = models.CharField(
+        max_length=200, blank=True, help_text="The researchers' label; never shown on the link."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["token"], name="invitation_token_unique")]
+
+    def __str__(self) -> str:
+        return f"invitation {self.pk} ({self.note or self.uses})"
+
+
+class Enrollment(models.Model):
+    """An annotator admitted to a study that is open to enrolled annotators only; a removed
+    one keeps the row (``removed``) with the reason."""
+
+    class Status(models.TextChoices):
+        ENROLLED = "enrolled", "Enrolled"
+        REMOVED = "removed", "Removed"
+
+    # The unique constraint's index, led by the study, serves the study's foreign key and
+    # the assignment's look-up by (study, annotator) (annotate.queries.ALLOWED_COLUMN).
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="enrollments", db_index=False)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENROLLED)
+    invitation = models.ForeignKey(
+        Invitation, null=True, blank=True, on_delete=models.SET_NULL, related_name="enrollments"
+    )
+    joined_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "annotator"], name="enrollment_once_per_study_annotator"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} {self.status} in study {self.study_id}"

@@ -16,7 +16,16 @@ same SQL runs on PostgreSQL and SQLite; where they differ (row locks, fresh coun
 
 from functools import cache
 
-from annotate.models import AnnotatorTally, ImageExposure, Judgment, Lease, Study, Task, TaskImage
+from annotate.models import (
+    AnnotatorTally,
+    Enrollment,
+    ImageExposure,
+    Judgment,
+    Lease,
+    Study,
+    Task,
+    TaskImage,
+)
 from evalhub.catalog.models import AlignmentQuestion, GeneratedImage, Prompt
 
 STUDY = Study._meta.db_table
@@ -25,6 +34,7 @@ TASK_IMAGE = TaskImage._meta.db_table
 LEASE = Lease._meta.db_table
 JUDGMENT = Judgment._meta.db_table
 TALLY = AnnotatorTally._meta.db_table
+ENROLLMENT = Enrollment._meta.db_table
 EXPOSURE = ImageExposure._meta.db_table
 IMAGE = GeneratedImage._meta.db_table
 PROMPT = Prompt._meta.db_table
@@ -32,6 +42,8 @@ QUESTION = AlignmentQuestion._meta.db_table
 RESAMPLED = TaskImage._meta.get_field("resampled").related_model._meta.db_table
 
 ACTIVE, DONE = (f"'{state.value}'" for state in (Lease.State.ACTIVE, Lease.State.DONE))
+OPEN_ACCESS = f"'{Study.Access.OPEN.value}'"
+ENROLLED = f"'{Enrollment.Status.ENROLLED.value}'"
 
 
 def live_lease(alias: str) -> str:
@@ -79,8 +91,18 @@ PROGRESS_SQL = f"SELECT {PROGRESS_COLUMNS} FROM {STUDY} s WHERE s.id = %(study)s
 # task has no room for an answer, so "NOT task_filled" leaves out no lease that could
 # still be answered (a submission fills a task only once no other lease is live on it; an
 # import may fill a held one): it lets the read use the partial index.
+# Whether the annotator was excluded from the study (annotate.workforce): read by key.
+EXCLUDED_COLUMN = f"""
+  COALESCE((SELECT a.excluded_at IS NOT NULL FROM {TALLY} a
+            WHERE a.study_id = s.id AND a.annotator_id = %(me)s), FALSE)"""
+# Whether the annotator may work on the study (annotate.enrollment): it is open to every
+# annotator, or they are enrolled in it; read by key (the enrollment's unique index).
+ALLOWED_COLUMN = f"""
+  (s.access = {OPEN_ACCESS} OR COALESCE((SELECT e.status = {ENROLLED} FROM {ENROLLMENT} e
+            WHERE e.study_id = s.id AND e.annotator_id = %(me)s), FALSE))"""
 _STUDY = f"""
-SELECT s.status, s.kind, s.exposure, s.overlap, s.lease_seconds, {{progress}},
+SELECT s.status, s.kind, s.exposure, s.overlap, s.lease_seconds, {EXCLUDED_COLUMN}, {ALLOWED_COLUMN},
+  {{progress}},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
 FROM {STUDY} s LEFT JOIN (
   SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
@@ -191,7 +213,7 @@ def lease_sql(vendor: str, barred: bool, records: bool) -> str:
 # The lease with what checking the answer needs, and a judgment already recorded under
 # this client_id (a repeat).
 LEASE_READ_SQL = f"""
-SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id,
+SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id, t.is_gold,
   (SELECT COUNT(*) FROM {TASK_IMAGE} ti WHERE ti.task_id = t.id),
   j.id, j.task_id
 FROM {LEASE} l
@@ -230,11 +252,14 @@ RETURNING id
 """
 COUNT_SQL = f"UPDATE {TASK} SET judgment_count = judgment_count + 1 WHERE id = %(task)s"
 DONE_SQL = f"UPDATE {LEASE} SET state = {DONE} WHERE id = %(lease)s"
+# The annotator's tally, raised: the last write of a submission. It returns the row as
+# written, so it reads an exclusion that committed while it waited for the row's lock
+# (annotate.workforce), and the submission is then refused and undone.
 TALLY_SQL = f"""
-INSERT INTO {TALLY} (study_id, annotator_id, judgments)
-VALUES (%(study)s, %(me)s, 1)
+INSERT INTO {TALLY} (study_id, annotator_id, judgments, excluded_reason)
+VALUES (%(study)s, %(me)s, 1, '')
 ON CONFLICT (study_id, annotator_id) DO UPDATE SET judgments = {TALLY}.judgments + 1
-RETURNING judgments
+RETURNING judgments, excluded_at
 """
 # This answer gave the task its N-th judgment: the lease is done as above, and every lease
 # on the task leaves the annotators' open ones (Lease.task_filled); the study has one open

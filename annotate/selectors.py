@@ -6,12 +6,12 @@ an allow-list of fields, never from a model, a catalog id or a task id.
 
 from functools import cache
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 
 from annotate.answers import AB_CHOICES
 from annotate.assignment import Progress, annotator_progress
-from annotate.models import ImageReport, Judgment, Lease, Study, Task
+from annotate.models import Enrollment, ImageReport, Invitation, Judgment, Lease, Study, Task
 from annotate.queries import PAYLOAD_QUESTIONS_SQL, PAYLOAD_SQL
 from evalhub import sql
 
@@ -91,9 +91,18 @@ def progress_payload(progress: Progress) -> dict:
     return {"done": progress.done, "remaining": progress.remaining}
 
 
+def studies_allowed_to(annotator) -> QuerySet[Study]:
+    """The studies ``annotator`` may work on: those open to every annotator, and those they
+    are enrolled in (annotate.enrollment), whatever their status."""
+    enrolled = Enrollment.objects.filter(
+        study=OuterRef("pk"), annotator=annotator, status=Enrollment.Status.ENROLLED
+    )
+    return Study.objects.filter(Q(access=Study.Access.OPEN) | Exists(enrolled))
+
+
 def studies_open_for(annotator) -> list[dict]:
-    """Open studies with this annotator's progress, newest first: their annotator-facing
-    title, never the researchers' name."""
+    """Open studies this annotator may work on, with their progress, newest first: their
+    annotator-facing title, never the researchers' name."""
     return [
         {
             "id": study.pk,
@@ -102,8 +111,13 @@ def studies_open_for(annotator) -> list[dict]:
             "guidelines": study.guidelines,
             **progress_payload(annotator_progress(study_id=study.pk, annotator=annotator)),
         }
-        for study in Study.objects.filter(status=Study.Status.OPEN).order_by("-created_at")
+        for study in studies_allowed_to(annotator).filter(status=Study.Status.OPEN).order_by("-created_at")
     ]
+
+
+def invitations_list() -> QuerySet[Invitation]:
+    """Invitations, newest first, with their studies and maker: two queries."""
+    return Invitation.objects.select_related("created_by").prefetch_related("studies")
 
 
 def study_list() -> QuerySet[Study]:
@@ -135,7 +149,7 @@ def studies_progress(studies: list[Study]) -> dict[int, dict]:
     }
     judgments = {
         row["task__study"]: row
-        for row in Judgment.objects.filter(task__study__in=ids)
+        for row in Judgment.objects.filter(task__study__in=ids, excluded=False)
         .values("task__study")
         .annotate(total=Count("pk"), annotators=Count("annotator", distinct=True))
         .order_by()

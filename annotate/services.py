@@ -25,9 +25,11 @@ from annotate.display_size import ab_sizes_check, resampled_images
 from annotate.errors import Conflict, InvalidInput
 from annotate.exposure import exposures_record
 from annotate.models import AnnotatorTally, Judgment, Lease, Study, StudyModel, Task, TaskImage
-from annotate.study_settings import study_settings_clean
+from annotate.study_settings import QUALITY, study_settings_clean
 from annotate.titles import annotator_text_check, neutral_title
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
+
+QUALITY_NAMES = frozenset(setting.name for setting in QUALITY)
 
 IMAGES_PER_BEST_WORST = 5
 DEFAULT_GUIDELINES = {
@@ -62,7 +64,8 @@ def study_create(
     checked there and defaulting as declared there: ``title`` (what annotators see;
     default: neutral, from the kind and criteria), ``criteria``, ``overlap``,
     ``lease_seconds``, ``image_index``, ``guidelines``, ``skip_incomplete`` (leave out
-    prompts without the images a task needs, instead of naming them in an error), and the
+    prompts without the images a task needs, instead of naming them in an error),
+    ``access`` (``open``, or ``enrolled``: annotate.enrollment), the quality rule's, and the
     A/B settings ``exposure`` (``isolated`` or ``shared``) and ``display_size`` (``"WxH"``,
     to serve both sides resampled to one size).
     """
@@ -74,6 +77,7 @@ def study_create(
         config["criteria"] = settings["criteria"]
     if settings["display_size"] is not None:
         config["display_size"] = list(settings["display_size"])
+    config["quality"] = {setting.name: settings[setting.name] for setting in QUALITY}
     title = settings["title"] or neutral_title(kind, config.get("criteria", ()))
     guidelines = settings["guidelines"] or DEFAULT_GUIDELINES[kind]
     annotator_text_check(title=title, guidelines=guidelines)
@@ -90,6 +94,7 @@ def study_create(
             overlap=settings["overlap"],
             lease_seconds=settings["lease_seconds"],
             exposure=settings["exposure"] or "",
+            access=settings["access"],
             config=config,
             guidelines=guidelines,
             skip_incomplete=settings["skip_incomplete"],
@@ -156,7 +161,8 @@ def study_recount(*, study_id: int) -> int:
         AnnotatorTally(study=study, annotator_id=row["annotator"], judgments=row["n"])
         for row in Judgment.objects.filter(task__study=study).values("annotator").annotate(n=Count("pk"))
     ]
-    AnnotatorTally.objects.filter(study=study).exclude(
+    # An excluded annotator's row keeps their exclusion, judgments or not.
+    AnnotatorTally.objects.filter(study=study, excluded_at__isnull=True).exclude(
         annotator__in=[tally.annotator_id for tally in tallies]
     ).delete()
     AnnotatorTally.objects.bulk_create(
@@ -169,7 +175,8 @@ def study_recount(*, study_id: int) -> int:
 @transaction.atomic
 def study_update(*, study: Study, **changes) -> Study:
     """Change the settings annotate.study_settings declares changeable: ``status``,
-    ``overlap``, ``lease_seconds``, ``guidelines``, ``name`` or ``title``.
+    ``overlap``, ``lease_seconds``, ``guidelines``, ``name``, ``title``, ``access`` or the
+    quality rule's (``quality_*``, kept in the study's config).
 
     The overlap is fixed once a judgment exists: changing it would change what the
     judgments already collected count towards. The title and guidelines are checked like
@@ -185,7 +192,10 @@ def study_update(*, study: Study, **changes) -> Study:
             raise Conflict(errors.OVERLAP_LOCKED)
         # With no judgment yet, every task stays open whatever N is.
     for field, value in changes.items():
-        setattr(study, field, value)
+        if field in QUALITY_NAMES:
+            study.config = {**study.config, "quality": {**study.config.get("quality", {}), field: value}}
+        else:
+            setattr(study, field, value)
     try:
         with transaction.atomic():
             study.save()

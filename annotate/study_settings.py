@@ -237,6 +237,85 @@ DISPLAY_SIZE = Setting(
     kinds=(Study.Kind.AB,),
     elsewhere=errors.DISPLAY_SIZE_NOT_AB,
 )
+
+
+def _ranged(name: str, help: str, default: int, low: int, high: int, label: str = "") -> Setting:
+    """A whole-number setting of the quality rule, changeable while the study runs."""
+    return Setting(
+        name,
+        int,
+        help,
+        invalid=lambda value: errors.SETTING_RANGE.format(setting=name, low=low, high=high, value=value),
+        default=default,
+        label=label,
+        low=low,
+        high=high,
+        changeable=True,
+    )
+
+
+# The quality rule (annotate.workforce), kept in Study.config["quality"]. Gold items are
+# the study's tasks with a known answer (task_set_gold); answering them like any other
+# task, an annotator shows whether they are paying attention.
+QUALITY_ACTION = Setting(
+    "quality_action",
+    str,
+    "When an annotator's accuracy on gold items falls below the threshold: exclude them "
+    "(their judgments leave the tables and the tasks they answered reopen, so each still "
+    "reaches N), flag them on the workforce page for a researcher to decide, or off.",
+    invalid=lambda value: errors.NOT_ONE_OF.format(
+        setting="quality_action", choices="exclude, flag, off", value=value
+    ),
+    default="flag",
+    label="Quality rule",
+    choices=(("exclude", "Exclude automatically"), ("flag", "Flag for review"), ("off", "Off")),
+    blank=True,
+    empty=errors.NOT_ONE_OF.format(setting="quality_action", choices="exclude, flag, off", value=""),
+    changeable=True,
+)
+QUALITY_MIN_GOLD = _ranged(
+    "quality_min_gold",
+    "Gold answers an annotator gives before the rule judges their accuracy (m).",
+    default=5,
+    low=1,
+    high=1000,
+    label="Gold answers before judging",
+)
+QUALITY_GOLD_ACCURACY = _ranged(
+    "quality_gold_accuracy",
+    "The lowest accuracy on gold items, in percent, that the rule accepts.",
+    default=70,
+    low=0,
+    high=100,
+    label="Lowest gold accuracy (%)",
+)
+QUALITY_FLOOR_SECONDS = _ranged(
+    "quality_floor_seconds",
+    "Flag annotators whose median time on screen per task is below this many seconds "
+    "(0: never). Flags are shown to researchers; they exclude nobody by themselves.",
+    default=2,
+    low=0,
+    high=600,
+    label="Fastest plausible median (s)",
+)
+QUALITY = (QUALITY_ACTION, QUALITY_MIN_GOLD, QUALITY_GOLD_ACCURACY, QUALITY_FLOOR_SECONDS)
+
+ACCESS = Setting(
+    "access",
+    str,
+    "Who may work on the study: every annotator (open), or only those enrolled in it, "
+    "through an invitation link or by a researcher (enrolled).",
+    invalid=lambda value: errors.NOT_ONE_OF.format(
+        setting="access", choices=", ".join(Study.Access.values), value=value
+    ),
+    default=Study.Access.OPEN.value,
+    label="Open to",
+    choices=tuple(Study.Access.choices),
+    blank=True,
+    empty=errors.NOT_ONE_OF.format(setting="access", choices=", ".join(Study.Access.values), value=""),
+    changeable=True,
+)
+
 STATUS = Setting(
     "status",
     str,
@@ -260,6 +339,8 @@ SETTINGS = (
     SKIP_INCOMPLETE,
     EXPOSURE,
     DISPLAY_SIZE,
+    *QUALITY,
+    ACCESS,
     STATUS,
 )
 AT_CREATION = tuple(setting for setting in SETTINGS if setting.at_creation)

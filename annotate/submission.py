@@ -28,7 +28,7 @@ from django.utils import timezone
 from annotate import errors
 from annotate.answers import answer_check
 from annotate.assignment import Progress, annotator_progress
-from annotate.errors import Conflict, InvalidInput, NotFound
+from annotate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from annotate.models import Judgment, Lease, Study
 from annotate.queries import (
     COUNT_SQL,
@@ -41,6 +41,7 @@ from annotate.queries import (
     QUESTION_IDS_SQL,
     TALLY_SQL,
 )
+from annotate.workforce import quality_rule_check
 from evalhub import sql
 
 
@@ -49,6 +50,7 @@ class SubmitResult:
     judgment: Judgment
     created: bool
     progress: Progress
+    gold: bool = False  # the task is a gold item
 
 
 # Each figure of a Timing at most 30 days: a task on screen longer, or an answer kept in
@@ -109,7 +111,14 @@ def judgment_submit(
     }
     try:
         with transaction.atomic():
-            return _submit(params, answer, timing, annotator, client_id, now)
+            result = _submit(params, answer, timing, annotator, client_id, now)
+    except Forbidden:
+        # Excluded while this answer was on its way: the lease gives its slot back now
+        # rather than when it expires, so the reopened task waits for nobody.
+        Lease.objects.filter(token=token, annotator=annotator, state=Lease.State.ACTIVE).update(
+            state=Lease.State.SKIPPED
+        )
+        raise
     except _Repeat as repeat:
         return _repeat(
             repeat.judgment_id, repeat.judgment_task_id, task_id=repeat.task_id, annotator=annotator
@@ -123,6 +132,10 @@ def judgment_submit(
             raise Conflict(errors.ALREADY_ANSWERED) from None
         task_id = Lease.objects.values_list("task_id", flat=True).get(token=token)
         return _repeat(repeat.pk, repeat.task_id, task_id=task_id, annotator=annotator)
+    if result.gold:
+        # A gold answer moves the annotator's accuracy: the study's rule may exclude them.
+        quality_rule_check(study_id=params["study"], annotator=annotator)
+    return result
 
 
 def _submit(
@@ -131,7 +144,7 @@ def _submit(
     row = sql.fetch_one(LEASE_READ_SQL, params)
     if row is None:
         raise NotFound(errors.UNKNOWN_ASSIGNMENT)
-    lease_id, task_id, shown_at, study_id, kind, status, prompt_id, image_count, *repeat = row
+    lease_id, task_id, shown_at, study_id, kind, status, prompt_id, gold, image_count, *repeat = row
     if repeat[0] is not None:
         raise _Repeat(*repeat, task_id)
     if status == Study.Status.CLOSED:
@@ -186,7 +199,9 @@ def _submit(
         sql.execute(FILLED_SQL, params)
     else:
         sql.execute(DONE_SQL, params)
-    (done,) = sql.fetch_one(TALLY_SQL, params)
+    done, excluded_at = sql.fetch_one(TALLY_SQL, params)
+    if excluded_at is not None:
+        raise Forbidden(errors.EXCLUDED)  # leaving the transaction undoes this answer
     judgment = Judgment(
         id=judgment_id,
         task_id=task_id,
@@ -202,7 +217,7 @@ def _submit(
     # The counts were read before this answer was written: it moves its task out of the
     # annotator's remaining ones, because the task is now full or closed to them.
     progress = Progress(done=done, remaining=open_tasks - closed - 1)
-    return SubmitResult(judgment=judgment, created=True, progress=progress)
+    return SubmitResult(judgment=judgment, created=True, progress=progress, gold=gold)
 
 
 class _Repeat(Exception):

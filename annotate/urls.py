@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotate import converters, study_views, views  # noqa: F401  (converters: <id:…>, <position:…>, <token:…>)
+from annotate import converters, invitation_views, study_views, views  # noqa: F401  (converters: <id:…>, <position:…>, <token:…>)
 
 app_name = "annotate"
 urlpatterns = [
@@ -13,4 +13,10 @@ urlpatterns = [
     # A study's page moved to the results app, which shows its results; old links follow.
     path("research/studies/<id:pk>/", RedirectView.as_view(pattern_name="results:study", permanent=True)),
     path("research/studies/<id:pk>/status/", study_views.study_status, name="study_status"),
+    path("research/invitations/", invitation_views.invitations, name="invitations"),
+    path(
+        "research/invitations/<id:pk>/revoke/",
+        invitation_views.invitation_revoke_view,
+        name="invitation_revoke",
+    ),
 ]

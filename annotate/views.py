@@ -7,8 +7,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from annotate import errors
 from annotate.models import Lease, Study, TaskImage
-from annotate.selectors import studies_open_for
+from annotate.selectors import studies_allowed_to, studies_open_for
 from annotate.served_png import png_for_task
 from evalhub.accounts.roles import user_is_annotator
 
@@ -30,6 +31,8 @@ def home(request):
 @_annotator
 def label(request, study_id: int):
     study = get_object_or_404(Study, pk=study_id, status=Study.Status.OPEN)
+    if not studies_allowed_to(request.user).filter(pk=study.pk).exists():
+        raise PermissionDenied(errors.NOT_ENROLLED)
     return render(request, "annotate/labeling.html", {"study": study})
 
 

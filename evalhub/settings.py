@@ -204,6 +204,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "evalhub.accounts.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "evalhub.accounts.lockout.client_address"  # as the API's rates, PROXY_COUNT
+# Sign-ups through an invitation link (annotate.invitation_views): at most this many
+# tries per client address (as PROXY_COUNT sees it) per hour, counted in the cache; 0: no limit.
+SIGNUPS_PER_HOUR = env_int("SIGNUPS_PER_HOUR", 20)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

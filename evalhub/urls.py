@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from annotate import invitation_views
 from evalhub import api_docs
 from evalhub.accounts.views import home
 from evalhub.favicon import favicon
@@ -14,6 +15,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("catalog/", include("evalhub.catalog.urls")),
     path("annotate/", include("annotate.urls")),
+    path("join/<token:token>/", invitation_views.join, name="join"),
     path("results/", include("evalhub.results.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("annotate.api_urls")),

@@ -112,6 +112,8 @@ def demo_ids(env: dict[str, str]) -> dict:
 
     prompt_set = PromptSet.objects.order_by("pk").first()
     studies = {study.name: study for study in Study.objects.all()}
+    for study in studies.values():
+        study.judgments_exist = study.tasks.filter(judgment_count__gt=0).exists()
     return {
         "prompt_set": prompt_set.pk,
         "prompt": prompt_set.prompts.order_by("pk").first().pk,
@@ -177,6 +179,8 @@ def researcher_pages(shot: Shooter, ids: dict, job_id: int | None) -> None:
     for name, study in sorted(studies.items()):
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower().removeprefix("demo: ")).strip("-")
         shot.shoot(f"study-{slug}", f"/results/studies/{study.pk}/")
+        if study.judgments_exist:
+            shot.shoot(f"workforce-{slug}", f"/results/studies/{study.pk}/workforce/")
     shot.shoot("annotators", "/results/annotators/")
     shot.shoot("annotator", f"/results/annotators/{ids['annotator']}/")
     shot.shoot("jobs", "/jobs/")

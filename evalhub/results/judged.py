@@ -9,8 +9,10 @@ from annotate.models import Judgment, Study
 
 def study_judgments(study: Study, *, include_incomplete: bool = False) -> QuerySet[Judgment]:
     """The study's judgments on tasks with at least N judgments, or on every task when
-    ``include_incomplete`` (a provisional table, labelled as such wherever it is shown)."""
-    judgments = Judgment.objects.filter(task__study=study)
+    ``include_incomplete`` (a provisional table, labelled as such wherever it is shown).
+    Never those of an annotator excluded from the study (annotate.workforce): a task's count
+    leaves them out too, so "N judgments" means N valid ones."""
+    judgments = Judgment.objects.filter(task__study=study, excluded=False)
     if not include_incomplete:
         judgments = judgments.filter(task__judgment_count__gte=study.overlap)
     return judgments

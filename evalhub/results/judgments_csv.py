@@ -30,6 +30,7 @@ COLUMNS = [
     "answered_at",
     "source",
     "gold",
+    "excluded",
 ]
 
 
@@ -50,6 +51,7 @@ def judgments_csv(study: Study) -> str:
             "on_screen_seconds",
             "answered_at",
             "source",
+            "excluded",
         )
         .annotate(
             task_key=F("task__key"),
@@ -90,6 +92,7 @@ def judgments_csv(study: Study) -> str:
                 row["answered_at"].isoformat(),
                 row["source"],
                 row["gold"],
+                row["excluded"],
             ]
         )
     return out.getvalue()

@@ -1,17 +1,22 @@
 """Researcher pages of results: a study's page, downloads of its win-rate table in every
 export format (``?download=1``: the chart as an attachment too), of its judgments and of a
 best/worst study's preference pairs (a ZIP of the export folder), and the annotators'
-figures across studies. ``?provisional=1`` counts items with fewer than N judgments,
-labelled provisional."""
+figures across studies, and a study's workforce (its annotators' flags, exclusions and
+reinstatements). ``?provisional=1`` counts items with fewer than N judgments, labelled
+provisional."""
 
 import tempfile
 
+from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import FileResponse, Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
+from django.views.decorators.http import require_POST
 
+from annotate.errors import AnnotationError
 from annotate.models import Study
+from annotate.workforce import annotator_exclude, annotator_reinstate
 from evalhub.accounts.decorators import permission_page
 from evalhub.results.annotator_overview import annotator_studies, annotators_overview
 from evalhub.results.errors import ResultsError
@@ -21,6 +26,12 @@ from evalhub.results.preference_export import preference_pairs_zip
 from evalhub.results.study_page import study_page_context
 from evalhub.results.winrate_formats import FORMATS, PROVISIONAL_NOTE, render_table
 from evalhub.results.winrates import ab_comparison
+from evalhub.results.workforce_page import (
+    ReasonForm,
+    annotator_in_study,
+    event_message,
+    workforce_page_context,
+)
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -121,3 +132,41 @@ def annotator(request, pk: int):
         "results/annotator.html",
         {"person": person, "studies": annotator_studies(person, rule), "rule": rule},
     )
+
+
+@permission_page("annotate.view_judgment")
+def workforce(request, pk: int):
+    """A study's annotators with their flags and status, the Exclude and Reinstate forms,
+    the log of both, and the study's quality rule."""
+    study = get_object_or_404(Study, pk=pk)
+    return render(request, "results/workforce.html", workforce_page_context(study))
+
+
+@require_POST
+@permission_page("annotate.change_study")
+def workforce_exclude(request, pk: int, user_id: int):
+    return _workforce_change(request, pk, user_id, annotator_exclude)
+
+
+@require_POST
+@permission_page("annotate.change_study")
+def workforce_reinstate(request, pk: int, user_id: int):
+    return _workforce_change(request, pk, user_id, annotator_reinstate)
+
+
+def _workforce_change(request, pk: int, user_id: int, service):
+    """Exclude or reinstate (``service``, annotate.workforce) with the form's reason, then
+    back to the workforce page with what was done or why not."""
+    study = get_object_or_404(Study, pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"reason: {form.errors['reason'][0]}")
+        return redirect("results:workforce", pk=pk)
+    try:
+        annotator = annotator_in_study(study, pk=user_id)
+        event = service(study=study, annotator=annotator, reason=form.cleaned_data["reason"], by=request.user)
+    except AnnotationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, event_message(event))
+    return redirect("results:workforce", pk=pk)

@@ -40,6 +40,11 @@ def test_the_form_shows_the_fields_of_the_chosen_kind(
             "lease_seconds",
             "guidelines",
             "skip_incomplete",
+            "access",
+            "quality_action",
+            "quality_min_gold",
+            "quality_gold_accuracy",
+            "quality_floor_seconds",
         }
         page.select_option("#id_kind", "best_worst")
         assert shown(page) == every

@@ -49,6 +49,13 @@ CASES = [
         "ab", {"title": "t" * 201}, errors.TOO_LONG.format(setting="title", max_length=200), id="long title"
     ),
     pytest.param("ab", {"criteria": ["appeal"]}, None, id="one criterion"),
+    pytest.param("ab", {"access": "enrolled"}, None, id="enrolled annotators only"),
+    pytest.param(
+        "ab",
+        {"access": "friends"},
+        errors.NOT_ONE_OF.format(setting="access", choices="open, enrolled", value="friends"),
+        id="unknown access",
+    ),
     pytest.param("ab", {"criteria": []}, errors.NO_CRITERIA, id="no criterion in A/B"),
     pytest.param("best_worst", {"criteria": []}, None, id="no criterion elsewhere"),
     pytest.param(
@@ -226,9 +233,14 @@ def test_empty_texts_stand_for_defaults_at_creation(paths):
     study = paths("service", "ab", {"title": "  ", "guidelines": ""})
     assert study["title"] == "Compare two images: visual flaws and visual appeal"
     assert study["guidelines"] == DEFAULT_GUIDELINES["ab"]
+    quality = {"quality_action": "flag", "quality_min_gold": 5, "quality_gold_accuracy": 70}
     assert (study["exposure"], study["config"]) == (
         "isolated",
-        {"image_index": 0, "criteria": ["flaws", "appeal"]},
+        {
+            "image_index": 0,
+            "criteria": ["flaws", "appeal"],
+            "quality": quality | {"quality_floor_seconds": 2},
+        },
     )
 
 
@@ -243,6 +255,23 @@ CHANGES = [
     pytest.param({"lease_seconds": 29}, errors.LEASE_RANGE.format(seconds=29), id="lease 29 s"),
     pytest.param({"lease_seconds": 3601}, errors.LEASE_RANGE.format(seconds=3601), id="lease 3601 s"),
     pytest.param({"status": "paused"}, None, id="paused"),
+    pytest.param({"access": "enrolled"}, None, id="enrolled only"),
+    pytest.param(
+        {"access": ""},
+        errors.NOT_ONE_OF.format(setting="access", choices="open, enrolled", value=""),
+        id="empty access",
+    ),
+    pytest.param({"quality_action": "exclude", "quality_min_gold": 3}, None, id="the quality rule"),
+    pytest.param(
+        {"quality_gold_accuracy": 101},
+        errors.SETTING_RANGE.format(setting="quality_gold_accuracy", low=0, high=100, value=101),
+        id="accuracy over 100",
+    ),
+    pytest.param(
+        {"quality_action": "ban"},
+        errors.NOT_ONE_OF.format(setting="quality_action", choices="exclude, flag, off", value="ban"),
+        id="unknown quality action",
+    ),
     pytest.param(
         {"status": "archived"},
         errors.NOT_ONE_OF.format(setting="status", choices="open, paused, closed", value="archived"),
