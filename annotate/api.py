@@ -129,6 +129,13 @@ class NextAssignmentsApi(AnnotatorAPIView):
     class OutputSerializer(serializers.Serializer):
         assignments = AssignmentSerializer(many=True)
         progress = progress_serializer("ProgressIfAsked", allow_null=True)
+        completion = inline_serializer(
+            "CrowdCompletion",
+            {"code": serializers.CharField(), "url": serializers.CharField(allow_blank=True)},
+            required=False,
+            help_text="A crowd participant's, once their quota is spent (annotate.crowd): the "
+            "completion code and where to go; absent for everyone else.",
+        )
 
     @extend_schema(request=InputSerializer, responses=OutputSerializer, parameters=[STUDY_ID])
     def post(self, request, study_id: int):
@@ -142,12 +149,13 @@ class NextAssignmentsApi(AnnotatorAPIView):
         )
         # Built from an allow-list already (selectors.assignment_payloads); the serializer
         # above documents the shape.
-        return Response(
-            {
-                "assignments": selectors.assignment_payloads(result.leases),
-                "progress": result.progress and selectors.progress_payload(result.progress),
-            }
-        )
+        payload = {
+            "assignments": selectors.assignment_payloads(result.leases),
+            "progress": result.progress and selectors.progress_payload(result.progress),
+        }
+        if result.completion is not None:
+            payload["completion"] = {"code": result.completion.code, "url": result.completion.url}
+        return Response(payload)
 
 
 class SubmitApi(AnnotatorAPIView):

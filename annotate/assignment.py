@@ -29,6 +29,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotate import errors
+from annotate.crowd import Completion, crowd_complete, crowd_completion
 from annotate.errors import Conflict, Forbidden, NotFound
 from annotate.exposure import ExposureRule, exposure_rule
 from annotate.models import ImageReport, Lease, Study, Task, TaskImage, new_token
@@ -58,6 +59,7 @@ class Progress:
 class Assignments:
     leases: list[Lease]
     progress: Progress | None  # None when not asked for
+    completion: Completion | None = None  # a crowd participant's, once their quota is spent
 
 
 def _check_open(status: str) -> None:
@@ -86,22 +88,46 @@ def assignments_next(
     )
     if not rows:
         raise NotFound(errors.UNKNOWN_STUDY)
-    status, kind, exposure, overlap, lease_seconds, excluded, allowed, done, open_tasks, closed = rows[0][:10]
+    status, kind, exposure, overlap, lease_seconds, excluded, allowed, started, done, open_tasks, closed = (
+        rows[0][:11]
+    )
     if not allowed:
         raise Forbidden(errors.NOT_ENROLLED)
     _check_open(status)
     if excluded:
         raise Forbidden(errors.EXCLUDED)
-    held = [_lease_from_row(row[10:], annotator) for row in rows if row[10] is not None]
+    # A new lease changes neither count: "closed" counts answered and skipped tasks only.
+    progress = Progress(done=done, remaining=open_tasks - closed) if with_progress else None
+    held = [_lease_from_row(row[11:], annotator) for row in rows if row[11] is not None]
+    if started is not None:  # a crowd participant (annotate.crowd): their quota first
+        crowd = crowd_completion(
+            study_id=study_id, annotator=annotator, started_at=sql.aware(started), done=done, now=now
+        )
+        if crowd.completion is not None:
+            return Assignments(leases=[], progress=progress, completion=crowd.completion)
+        if crowd.tasks_left is not None:
+            count = min(count, crowd.tasks_left)
+            held = held[:count]
     rule = exposure_rule(kind, exposure)
     while len(held) < count:
         lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now)
         if lease is None:
             break
         held.append(lease)
-    # A new lease changes neither count: "closed" counts answered and skipped tasks only.
-    progress = Progress(done=done, remaining=open_tasks - closed) if with_progress else None
+    if started is not None and not held and _nothing_left(progress, study_id, annotator):
+        # Done before the quota: every task open to them is answered, skipped or full.
+        # Tasks that others hold for now are not "nothing left".
+        return Assignments(
+            leases=[],
+            progress=progress,
+            completion=crowd_complete(study_id=study_id, annotator=annotator, now=now),
+        )
     return Assignments(leases=held, progress=progress)
+
+
+def _nothing_left(progress: Progress | None, study_id: int, annotator) -> bool:
+    progress = progress or annotator_progress(study_id=study_id, annotator=annotator)
+    return progress.remaining <= 0
 
 
 def _lease_one(

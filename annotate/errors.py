@@ -92,6 +92,14 @@ EMAIL_WRONG_DOMAIN = "this invitation is for e-mail addresses at {domain}"
 SIGNUPS_THROTTLED = "too many sign-ups from your network; try again in an hour"
 NOT_ENROLLED_IN = "{annotator!r} is not enrolled in this study"
 
+# Crowd participants (annotate.crowd)
+CROWD_NOT_ACCEPTED = "this study does not take participants from a crowd platform"
+CROWD_BAD_ID = "the participant id must be 1 to 64 letters, digits, '-' or '_'; check the link you followed"
+CROWD_ALREADY_TOOK_PART = "you have already taken part in this study; thank you"
+CROWD_EXCLUDED = "you no longer take part in this study; thank you for your time"
+BAD_URL = "{setting} must be an http:// or https:// address, got {value!r}"
+BAD_CODE = "{setting} must be 1 to 64 letters, digits, '-' or '_', got {value!r}"
+
 # Answers
 ANSWER_NOT_OBJECT = "the answer must be a JSON object"
 ANSWER_FIELDS = "a {kind} answer has the fields {fields}"

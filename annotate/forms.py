@@ -45,7 +45,7 @@ def setting_field(setting: Setting) -> forms.Field:
         # Empty, where it may be, stands for the default (exposure: isolated in A/B).
         empty = [] if setting.required else [("", "—")]
         return forms.ChoiceField(choices=empty + list(setting.choices), **options)
-    validators = [setting.validate] if setting.pattern is not None else []
+    validators = [setting.validate] if setting.pattern is not None or setting.matches is not None else []
     return forms.CharField(max_length=setting.max_length, validators=validators, **options)
 
 

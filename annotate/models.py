@@ -403,13 +403,37 @@ class Invitation(models.Model):
         return f"invitation {self.pk} ({self.note or self.uses})"
 
 
+class CrowdParticipant(models.Model):
+    """A participant from a crowd platform (Prolific, MTurk), bound to a passwordless
+    annotator account (annotate.crowd). The account's username is random: the platform's
+    id is kept here only, for the researchers' participants export."""
+
+    platform_id = models.CharField(max_length=64, help_text="The platform's participant id.")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crowd")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform_id"], name="crowd_platform_id_unique")]
+
+    def __str__(self) -> str:
+        return f"crowd participant {self.pk}"
+
+
 class Enrollment(models.Model):
     """An annotator admitted to a study that is open to enrolled annotators only; a removed
-    one keeps the row (``removed``) with the reason."""
+    one keeps the row (``removed``) with the reason. A crowd participant's enrollment also
+    holds their platform's study and session ids and their session's times
+    (annotate.crowd): ``started_at`` is set for them only."""
 
     class Status(models.TextChoices):
         ENROLLED = "enrolled", "Enrolled"
         REMOVED = "removed", "Removed"
+
+    class CrowdStatus(models.TextChoices):
+        NONE = "", "Not a crowd participant"
+        STARTED = "started", "Started"
+        COMPLETED = "completed", "Completed"
+        RETURNED = "returned", "Returned"
 
     # The unique constraint's index, led by the study, serves the study's foreign key and
     # the assignment's look-up by (study, annotator) (annotate.queries.ALLOWED_COLUMN).
@@ -424,6 +448,11 @@ class Enrollment(models.Model):
     joined_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
     removed_reason = models.CharField(max_length=300, blank=True)
+    platform_study_id = models.CharField(max_length=64, blank=True)
+    platform_session_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="A crowd participant's arrival.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    crowd_status = models.CharField(max_length=10, choices=CrowdStatus.choices, blank=True)
 
     class Meta:
         constraints = [

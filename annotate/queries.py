@@ -18,6 +18,7 @@ from functools import cache
 
 from annotate.models import (
     AnnotatorTally,
+    CrowdParticipant,
     Enrollment,
     ImageExposure,
     Judgment,
@@ -35,6 +36,7 @@ LEASE = Lease._meta.db_table
 JUDGMENT = Judgment._meta.db_table
 TALLY = AnnotatorTally._meta.db_table
 ENROLLMENT = Enrollment._meta.db_table
+CROWD = CrowdParticipant._meta.db_table
 EXPOSURE = ImageExposure._meta.db_table
 IMAGE = GeneratedImage._meta.db_table
 PROMPT = Prompt._meta.db_table
@@ -96,12 +98,20 @@ EXCLUDED_COLUMN = f"""
   COALESCE((SELECT a.excluded_at IS NOT NULL FROM {TALLY} a
             WHERE a.study_id = s.id AND a.annotator_id = %(me)s), FALSE)"""
 # Whether the annotator may work on the study (annotate.enrollment): it is open to every
-# annotator, or they are enrolled in it; read by key (the enrollment's unique index).
+# annotator but crowd participants (annotate.crowd: they work on the studies they arrived
+# at), or they are enrolled in it; read by key (the enrollment's and the crowd
+# participant's unique indexes).
 ALLOWED_COLUMN = f"""
-  (s.access = {OPEN_ACCESS} OR COALESCE((SELECT e.status = {ENROLLED} FROM {ENROLLMENT} e
+  ((s.access = {OPEN_ACCESS} AND NOT EXISTS (SELECT 1 FROM {CROWD} c WHERE c.user_id = %(me)s))
+   OR COALESCE((SELECT e.status = {ENROLLED} FROM {ENROLLMENT} e
             WHERE e.study_id = s.id AND e.annotator_id = %(me)s), FALSE))"""
+# When a crowd participant arrived at the study (annotate.crowd): NULL for everyone else,
+# who have no quota; read by key, like the enrollment above.
+CROWD_STARTED_COLUMN = f"""
+  (SELECT e.started_at FROM {ENROLLMENT} e WHERE e.study_id = s.id AND e.annotator_id = %(me)s)"""
 _STUDY = f"""
 SELECT s.status, s.kind, s.exposure, s.overlap, s.lease_seconds, {EXCLUDED_COLUMN}, {ALLOWED_COLUMN},
+  {CROWD_STARTED_COLUMN},
   {{progress}},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
 FROM {STUDY} s LEFT JOIN (

@@ -11,7 +11,16 @@ from django.urls import reverse
 
 from annotate.answers import AB_CHOICES
 from annotate.assignment import Progress, annotator_progress
-from annotate.models import Enrollment, ImageReport, Invitation, Judgment, Lease, Study, Task
+from annotate.models import (
+    CrowdParticipant,
+    Enrollment,
+    ImageReport,
+    Invitation,
+    Judgment,
+    Lease,
+    Study,
+    Task,
+)
 from annotate.queries import PAYLOAD_QUESTIONS_SQL, PAYLOAD_SQL
 from evalhub import sql
 
@@ -93,11 +102,13 @@ def progress_payload(progress: Progress) -> dict:
 
 def studies_allowed_to(annotator) -> QuerySet[Study]:
     """The studies ``annotator`` may work on: those open to every annotator, and those they
-    are enrolled in (annotate.enrollment), whatever their status."""
+    are enrolled in (annotate.enrollment), whatever their status. A crowd participant
+    (annotate.crowd) works on the studies they arrived at, where they are enrolled."""
     enrolled = Enrollment.objects.filter(
         study=OuterRef("pk"), annotator=annotator, status=Enrollment.Status.ENROLLED
     )
-    return Study.objects.filter(Q(access=Study.Access.OPEN) | Exists(enrolled))
+    crowd = CrowdParticipant.objects.filter(user=annotator)
+    return Study.objects.filter((Q(access=Study.Access.OPEN) & ~Exists(crowd)) | Exists(enrolled))
 
 
 def studies_open_for(annotator) -> list[dict]:

@@ -25,11 +25,31 @@ from annotate.display_size import ab_sizes_check, resampled_images
 from annotate.errors import Conflict, InvalidInput
 from annotate.exposure import exposures_record
 from annotate.models import AnnotatorTally, Judgment, Lease, Study, StudyModel, Task, TaskImage
-from annotate.study_settings import QUALITY, study_settings_clean
+from annotate.study_settings import CONFIG_GROUPS, CROWD_COMPLETION_CODE, study_settings_clean
 from annotate.titles import annotator_text_check, neutral_title
 from evalhub.catalog.models import GeneratedImage, ModelVersion, PromptSet
 
-QUALITY_NAMES = frozenset(setting.name for setting in QUALITY)
+# Each setting kept in a group of the study's config (the quality rule, the crowd), by name.
+CONFIG_GROUP_OF = {setting.name: group for group, members in CONFIG_GROUPS.items() for setting in members}
+
+
+def completion_code_new() -> str:
+    """A random completion code for crowd participants (annotate.crowd)."""
+    return secrets.token_hex(4).upper()
+
+
+def _config_groups(settings: dict) -> dict:
+    """The config groups of a new study from its checked settings; an empty completion code
+    is made once here and kept."""
+    groups = {
+        group: {setting.name: settings[setting.name] for setting in members}
+        for group, members in CONFIG_GROUPS.items()
+    }
+    groups["crowd"][CROWD_COMPLETION_CODE.name] = (
+        settings[CROWD_COMPLETION_CODE.name] or completion_code_new()
+    )
+    return groups
+
 
 IMAGES_PER_BEST_WORST = 5
 DEFAULT_GUIDELINES = {
@@ -65,7 +85,8 @@ def study_create(
     default: neutral, from the kind and criteria), ``criteria``, ``overlap``,
     ``lease_seconds``, ``image_index``, ``guidelines``, ``skip_incomplete`` (leave out
     prompts without the images a task needs, instead of naming them in an error),
-    ``access`` (``open``, or ``enrolled``: annotate.enrollment), the quality rule's, and the
+    ``access`` (``open``, or ``enrolled``: annotate.enrollment), the quality rule's, the
+    crowd's (``crowd_*``: annotate.crowd), and the
     A/B settings ``exposure`` (``isolated`` or ``shared``) and ``display_size`` (``"WxH"``,
     to serve both sides resampled to one size).
     """
@@ -77,7 +98,7 @@ def study_create(
         config["criteria"] = settings["criteria"]
     if settings["display_size"] is not None:
         config["display_size"] = list(settings["display_size"])
-    config["quality"] = {setting.name: settings[setting.name] for setting in QUALITY}
+    config |= _config_groups(settings)
     title = settings["title"] or neutral_title(kind, config.get("criteria", ()))
     guidelines = settings["guidelines"] or DEFAULT_GUIDELINES[kind]
     annotator_text_check(title=title, guidelines=guidelines)
@@ -175,8 +196,9 @@ def study_recount(*, study_id: int) -> int:
 @transaction.atomic
 def study_update(*, study: Study, **changes) -> Study:
     """Change the settings annotate.study_settings declares changeable: ``status``,
-    ``overlap``, ``lease_seconds``, ``guidelines``, ``name``, ``title``, ``access`` or the
-    quality rule's (``quality_*``, kept in the study's config).
+    ``overlap``, ``lease_seconds``, ``guidelines``, ``name``, ``title``, ``access``, or those
+    kept in a group of the study's config: the quality rule's (``quality_*``) and the
+    crowd's (``crowd_*``; an empty completion code keeps the one the study has).
 
     The overlap is fixed once a judgment exists: changing it would change what the
     judgments already collected count towards. The title and guidelines are checked like
@@ -191,9 +213,13 @@ def study_update(*, study: Study, **changes) -> Study:
         if study.tasks.filter(judgment_count__gt=0).exists():
             raise Conflict(errors.OVERLAP_LOCKED)
         # With no judgment yet, every task stays open whatever N is.
+    if changes.get(CROWD_COMPLETION_CODE.name) == "":
+        code = study.config.get("crowd", {}).get(CROWD_COMPLETION_CODE.name)
+        changes[CROWD_COMPLETION_CODE.name] = code or completion_code_new()
     for field, value in changes.items():
-        if field in QUALITY_NAMES:
-            study.config = {**study.config, "quality": {**study.config.get("quality", {}), field: value}}
+        group = CONFIG_GROUP_OF.get(field)
+        if group is not None:
+            study.config = {**study.config, group: {**study.config.get(group, {}), field: value}}
         else:
             setattr(study, field, value)
     try:

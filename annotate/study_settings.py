@@ -48,6 +48,7 @@ class Setting:
     high: int | None = None
     max_length: int | None = None
     pattern: re.Pattern | None = None  # a text of whole numbers, each from low to high
+    matches: re.Pattern | None = None  # a text that must match whole (a URL, a code)
     blank: bool = False
     empty: str = ""
     kinds: tuple[str, ...] = ALL_KINDS
@@ -95,6 +96,8 @@ class Setting:
             raise InvalidInput(self.too_long)
         if self.choices and text:
             self._choose(text)
+        if self.matches is not None and text and not self.matches.fullmatch(text):
+            raise InvalidInput(self.invalid(value))
         if self.pattern is not None:
             return self._numbers(value, text) if text else None
         return text
@@ -240,7 +243,8 @@ DISPLAY_SIZE = Setting(
 
 
 def _ranged(name: str, help: str, default: int, low: int, high: int, label: str = "") -> Setting:
-    """A whole-number setting of the quality rule, changeable while the study runs."""
+    """A whole-number setting of the quality rule or the crowd quota, changeable while the
+    study runs."""
     return Setting(
         name,
         int,
@@ -300,6 +304,69 @@ QUALITY_FLOOR_SECONDS = _ranged(
 )
 QUALITY = (QUALITY_ACTION, QUALITY_MIN_GOLD, QUALITY_GOLD_ACCURACY, QUALITY_FLOOR_SECONDS)
 
+# Participants from a crowd platform (annotate.crowd), kept in Study.config["crowd"].
+CROWD_ENABLED = Setting(
+    "crowd_enabled",
+    bool,
+    "Take participants from a crowd platform (Prolific, MTurk) at the study's crowd link: "
+    "each gets a passwordless account bound to their participant id.",
+    default=False,
+    label="Crowd participants",
+    changeable=True,
+)
+CROWD_QUOTA_TASKS = _ranged(
+    "crowd_quota_tasks",
+    "Tasks a crowd participant answers before they get the completion code (0: no task quota).",
+    default=0,
+    low=0,
+    high=100_000,
+    label="Tasks per participant",
+)
+CROWD_QUOTA_MINUTES = _ranged(
+    "crowd_quota_minutes",
+    "Minutes from a crowd participant's arrival after which they get no new task and the "
+    "completion code (0: no time quota).",
+    default=0,
+    low=0,
+    high=24 * 60,
+    label="Minutes per participant",
+)
+CROWD_COMPLETION_URL = Setting(
+    "crowd_completion_url",
+    str,
+    "Where a crowd participant goes once done: the platform's completion link "
+    "(http:// or https://); empty: the completion code alone is shown.",
+    invalid=lambda value: errors.BAD_URL.format(setting="crowd_completion_url", value=value),
+    default="",
+    label="Completion URL",
+    max_length=500,
+    matches=re.compile(r"https?://[^\s/?#]+[^\s]*"),
+    blank=True,
+    changeable=True,
+)
+CROWD_COMPLETION_CODE = Setting(
+    "crowd_completion_code",
+    str,
+    "The code shown to crowd participants once done, for the platform's approval; "
+    "empty: a random code, made once and kept.",
+    invalid=lambda value: errors.BAD_CODE.format(setting="crowd_completion_code", value=value),
+    default="",
+    label="Completion code",
+    max_length=64,
+    matches=re.compile(r"[A-Za-z0-9_-]{1,64}"),
+    blank=True,
+    changeable=True,
+)
+CROWD = (
+    CROWD_ENABLED,
+    CROWD_QUOTA_TASKS,
+    CROWD_QUOTA_MINUTES,
+    CROWD_COMPLETION_URL,
+    CROWD_COMPLETION_CODE,
+)
+# The settings kept together in Study.config, by their key there.
+CONFIG_GROUPS = {"quality": QUALITY, "crowd": CROWD}
+
 ACCESS = Setting(
     "access",
     str,
@@ -340,11 +407,19 @@ SETTINGS = (
     EXPOSURE,
     DISPLAY_SIZE,
     *QUALITY,
+    *CROWD,
     ACCESS,
     STATUS,
 )
 AT_CREATION = tuple(setting for setting in SETTINGS if setting.at_creation)
 CHANGEABLE = tuple(setting for setting in SETTINGS if setting.changeable)
+
+
+def config_group(study: Study, group: str) -> dict[str, Any]:
+    """A group of settings kept in the study's config (CONFIG_GROUPS): the stored values,
+    the declared defaults where a study made before the group existed has none."""
+    stored = study.config.get(group, {})
+    return {setting.name: stored.get(setting.name, setting.default) for setting in CONFIG_GROUPS[group]}
 
 
 def study_settings_clean(values: dict[str, Any], *, kind: str | None = None) -> dict[str, Any]:

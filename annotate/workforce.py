@@ -27,7 +27,7 @@ from django.utils import timezone
 from annotate import errors
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import AnnotatorTally, Judgment, Lease, Study, Task, WorkforceEvent
-from annotate.study_settings import QUALITY, QUALITY_MIN_GOLD
+from annotate.study_settings import QUALITY_MIN_GOLD, config_group
 
 REASON_LENGTH = WorkforceEvent._meta.get_field("reason").max_length
 RULE_REASON = "gold accuracy {correct}/{answered} ({percent:.0f} %) is below the study's {threshold} %"
@@ -36,8 +36,7 @@ RULE_REASON = "gold accuracy {correct}/{answered} ({percent:.0f} %) is below the
 def study_quality(study: Study) -> dict:
     """The study's quality rule: its settings, the declared defaults where a study made
     before the rule existed has none."""
-    stored = study.config.get("quality", {})
-    return {setting.name: stored.get(setting.name, setting.default) for setting in QUALITY}
+    return config_group(study, "quality")
 
 
 def _reason(text: str) -> str:

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from annotate import invitation_views
+from annotate import crowd_views, invitation_views
 from evalhub import api_docs
 from evalhub.accounts.views import home
 from evalhub.favicon import favicon
@@ -16,6 +16,7 @@ urlpatterns = [
     path("catalog/", include("evalhub.catalog.urls")),
     path("annotate/", include("annotate.urls")),
     path("join/<token:token>/", invitation_views.join, name="join"),
+    path("crowd/<id:study_id>/", crowd_views.crowd_entry, name="crowd_entry"),
     path("results/", include("evalhub.results.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("annotate.api_urls")),

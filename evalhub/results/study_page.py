@@ -3,9 +3,13 @@ for tests: the buttons its status allows, and its results by kind — the A/B wi
 with everything the exports carry, an alignment study's rates per model (and per prompt
 category), a best/worst study's pairs — with agreement and the annotators' figures."""
 
+from django.urls import reverse
+
 from annotate import selectors
+from annotate.crowd import crowd_link_template
 from annotate.exposure import study_exposure_blocks
 from annotate.models import Study
+from annotate.study_settings import config_group
 from evalhub.results.agreement import annotator_stats, study_agreement
 from evalhub.results.alignment import alignment_rates, alignment_rates_by_category, alignment_study_for
 from evalhub.results.best_worst import best_worst_votes, decided_pairs, pair_counts
@@ -27,7 +31,15 @@ def status_actions(status: str) -> tuple[tuple[str, str], ...]:
     return STATUS_ACTIONS.get(status, ())
 
 
-def study_page_context(study: Study, *, provisional: bool) -> dict:
+def crowd_context(study: Study, base_url: str = "") -> dict:
+    """The study's crowd settings, and its crowd link with Prolific's placeholders
+    (``base_url``: the site's address, for an absolute link)."""
+    crowd = config_group(study, "crowd")
+    link = crowd_link_template(base_url + reverse("crowd_entry", args=[study.pk]))
+    return {"crowd": crowd, "crowd_link": link if crowd["crowd_enabled"] else ""}
+
+
+def study_page_context(study: Study, *, provisional: bool, base_url: str = "") -> dict:
     """Everything the study page shows; ``provisional`` counts items with fewer than N judgments."""
     per_annotator = annotator_stats(study, majority_rule()).to_dict("index")
     return {
@@ -41,6 +53,7 @@ def study_page_context(study: Study, *, provisional: bool) -> dict:
         ],
         "agreement": study_agreement(study),
         "provisional": provisional,
+        **crowd_context(study, base_url),
         **KIND_RESULTS[study.kind](study, provisional),
     }
 

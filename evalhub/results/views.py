@@ -22,6 +22,7 @@ from evalhub.results.annotator_overview import annotator_studies, annotators_ove
 from evalhub.results.errors import ResultsError
 from evalhub.results.judgments_csv import judgments_csv
 from evalhub.results.majority import majority_rule
+from evalhub.results.participants_csv import participants_csv
 from evalhub.results.preference_export import preference_pairs_zip
 from evalhub.results.study_page import study_page_context
 from evalhub.results.winrate_formats import FORMATS, PROVISIONAL_NOTE, render_table
@@ -87,6 +88,15 @@ def judgments(request, pk: int):
 
 
 @permission_page("annotate.view_judgment")
+def participants(request, pk: int):
+    """The study's crowd participants as CSV, for the platform's payment and approval."""
+    study = get_object_or_404(Study, pk=pk)
+    response = HttpResponse(participants_csv(study), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="participants-study-{study.pk}.csv"'
+    return response
+
+
+@permission_page("annotate.view_judgment")
 def preference_pairs(request, pk: int):
     """The preference export of a best/worst study as ``<study>-preferences.zip``, streamed
     from a temporary file; 409 with the reason when it has no pair (or is another kind)."""
@@ -109,7 +119,9 @@ def study_page(request, pk: int):
     """A study: its set-up, the status changes it allows, progress, exposure blocks, its
     results by kind, annotators and agreement (``?provisional=1``: the running picture)."""
     study = get_object_or_404(Study.objects.select_related("prompt_set"), pk=pk)
-    context = study_page_context(study, provisional=provisional_requested(request))
+    context = study_page_context(
+        study, provisional=provisional_requested(request), base_url=request.build_absolute_uri("/")[:-1]
+    )
     return render(
         request, "results/study.html", context | {"formats": FORMATS, "provisional_note": PROVISIONAL_NOTE}
     )

@@ -8,6 +8,7 @@
 // names (evalhub/static_files.py), so a release never pairs this file with an old module.
 import { NEXT_URL, assignmentUrl, post, sleep } from "./api.js";
 import { emptyAnswer, imageName, missing } from "./assignment.js";
+import { showCompletion } from "./completion.js";
 import { closeLoupe, loupe, panBy, panFor, setUpLoupe, toggleLoupe, zoomBy } from "./loupe.js";
 import { MESSAGES } from "./messages.js";
 import { watchAnswered, watchTask, watchWindow } from "./on_screen.js";
@@ -30,6 +31,7 @@ const state = {
   wantProgress: true,  // ask "next" for the counter unless a submitted answer will report it
   progress: null,  // the counter as the server last reported it
   submitted: 0,  // answers made on this page: a "next" raced by one reports a stale counter
+  completion: null,  // a crowd participant's code and link, once their quota is spent
 };
 
 // ------------------------------------------------------------ the counter
@@ -79,6 +81,7 @@ async function fillQueue() {
         setProgress(data.progress);
         state.wantProgress = false;
       }
+      if (data.completion) state.completion = data.completion;
       const known = new Set(state.queue.map((a) => a.token));
       for (const assignment of data.assignments) {
         if (!known.has(assignment.token) && !state.finished.has(assignment.token)) {
@@ -139,6 +142,7 @@ function render() {
   // Nothing to skip, report or answer with keys once the queue is empty.
   $("lbl-skip-btn").hidden = $("lbl-report-btn").hidden = $("lbl-keys").hidden = !assignment;
   closeLoupe();
+  if (!assignment && state.completion && !state.loading) showCompletion(state.completion);
   if (!assignment) { watchTask(null); return; }
   watchTask(assignment.token);
   state.answer = emptyAnswer(assignment);
