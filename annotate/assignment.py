@@ -18,11 +18,17 @@ leases were skipped when they were removed, so their answers in flight are refus
 skipped tasks (TASK_SKIPPED); a lease taken in the instant the removal commits lives out
 its ``lease_seconds`` like any other.
 
+Gold items (annotate.services.task_set_gold) are answered by everyone served them, not
+by N. Where the study's "quality" settings ask for it, an annotator first takes a
+qualification quiz of ``quiz_size`` gold items and gets real tasks only once they pass it
+(``quiz_pass_percent``; the result is kept on their tally, annotate.submission); after it,
+gold items are mixed into their queue at ``gold_rate_percent`` of their tasks.
+
 The statements every annotator request makes are written out in SQL (``annotate.queries``,
 run by ``evalhub.sql``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
@@ -32,15 +38,17 @@ from annotate import errors
 from annotate.crowd import Completion, crowd_complete, crowd_completion
 from annotate.errors import Conflict, Forbidden, NotFound
 from annotate.exposure import ExposureRule, exposure_rule
-from annotate.models import ImageReport, Lease, Study, Task, TaskImage, new_token
+from annotate.models import AnnotatorTally, ImageReport, Lease, Study, Task, TaskImage, new_token
 from annotate.queries import (
     PROGRESS_SQL,
     RECORD_TASK_SQL,
     STUDY_SQL,
     STUDY_SQL_NO_PROGRESS,
+    gold_pick_sql,
     lease_sql,
     pick_sql,
 )
+from annotate.study_settings import GOLD_RATE_PERCENT, QUIZ_SIZE
 from evalhub import sql
 
 MAX_BATCH = 3
@@ -88,17 +96,18 @@ def assignments_next(
     )
     if not rows:
         raise NotFound(errors.UNKNOWN_STUDY)
-    status, kind, exposure, overlap, lease_seconds, excluded, allowed, started, done, open_tasks, closed = (
-        rows[0][:11]
-    )
+    status, kind, exposure, overlap, lease_seconds, excluded, allowed, started = rows[0][:8]
+    config, gold_answered, _, quiz_state, answered, done, open_tasks, closed = rows[0][8:16]
     if not allowed:
         raise Forbidden(errors.NOT_ENROLLED)
     _check_open(status)
     if excluded:
         raise Forbidden(errors.EXCLUDED)
+    if quiz_state == AnnotatorTally.QuizState.FAILED:
+        raise Forbidden(errors.QUIZ_FAILED)
     # A new lease changes neither count: "closed" counts answered and skipped tasks only.
     progress = Progress(done=done, remaining=open_tasks - closed) if with_progress else None
-    held = [_lease_from_row(row[11:], annotator) for row in rows if row[11] is not None]
+    held = [_lease_from_row(row[16:], annotator) for row in rows if row[16] is not None]
     if started is not None:  # a crowd participant (annotate.crowd): their quota first
         crowd = crowd_completion(
             study_id=study_id, annotator=annotator, started_at=sql.aware(started), done=done, now=now
@@ -109,11 +118,28 @@ def assignments_next(
             count = min(count, crowd.tasks_left)
             held = held[:count]
     rule = exposure_rule(kind, exposure)
+    plan = GoldPlan.of(
+        sql.json_value(Study, "config", config), gold_answered, quiz_state, answered, len(held)
+    )
     while len(held) < count:
-        lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now)
+        lease = None
+        if plan.quiz:  # gold items only, as many as the quiz has left
+            if plan.quiz_left <= 0:
+                break
+            lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now, gold=True)
+            if lease is None and held:
+                break  # the quiz's result comes with the answers to the gold items held
+            if lease is None:
+                plan = replace(plan, quiz=False)  # no gold item left: see GoldPlan
+        elif plan.gold_due:
+            lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now, gold=True)
+        gold = lease is not None
+        if lease is None:
+            lease = _lease_one(study_id, overlap, lease_seconds, rule, annotator, now)
         if lease is None:
             break
         held.append(lease)
+        plan = plan.served(gold=gold)
     if started is not None and not held and _nothing_left(progress, study_id, annotator):
         # Done before the quota: every task open to them is answered, skipped or full.
         # Tasks that others hold for now are not "nothing left".
@@ -125,14 +151,64 @@ def assignments_next(
     return Assignments(leases=held, progress=progress)
 
 
+@dataclass(frozen=True)
+class GoldPlan:
+    """Whether the annotator's next lease is a gold item, from the study's "quality"
+    settings and their tally.
+
+    ``quiz``: the qualification quiz is on and not yet taken to its end, so only gold items
+    are served, ``quiz_left`` more of them (the quiz's size less the gold items answered and
+    the leases held). A quiz that cannot be completed, because no gold item is left for the
+    annotator and they hold none, is given up: the annotator is treated as passed if they
+    answered some of it, and the quiz is skipped if they answered none, so either way they
+    go on to real tasks (the tally keeps no result). After the quiz, a gold item is
+    ``gold_due`` while gold items are fewer than ``gold_rate_percent`` of the annotator's
+    tasks counting the next one; the ordinary pick follows when none is left."""
+
+    quiz: bool
+    quiz_left: int
+    rate: int
+    gold: int  # gold items answered, and leased by this request
+    tasks: int  # tasks answered, and leased by this request
+
+    @classmethod
+    def of(cls, config: dict, gold_answered: int, quiz_state: str, answered: int, held: int) -> "GoldPlan":
+        quality = config.get("quality", {})
+        size = quality.get(QUIZ_SIZE.name, QUIZ_SIZE.default)
+        quiz = bool(size) and not quiz_state and gold_answered < size
+        return cls(
+            quiz=quiz,
+            quiz_left=size - gold_answered - held,
+            rate=quality.get(GOLD_RATE_PERCENT.name, GOLD_RATE_PERCENT.default),
+            gold=gold_answered,
+            tasks=answered,
+        )
+
+    @property
+    def gold_due(self) -> bool:
+        return self.rate > 0 and self.gold * 100 < self.rate * (self.tasks + 1)
+
+    def served(self, *, gold: bool) -> "GoldPlan":
+        return replace(self, quiz_left=self.quiz_left - gold, gold=self.gold + gold, tasks=self.tasks + 1)
+
+
 def _nothing_left(progress: Progress | None, study_id: int, annotator) -> bool:
     progress = progress or annotator_progress(study_id=study_id, annotator=annotator)
     return progress.remaining <= 0
 
 
 def _lease_one(
-    study_id: int, overlap: int, lease_seconds: int, rule: ExposureRule, annotator, now: datetime
+    study_id: int,
+    overlap: int,
+    lease_seconds: int,
+    rule: ExposureRule,
+    annotator,
+    now: datetime,
+    *,
+    gold: bool = False,
 ) -> Lease | None:
+    """A new lease on the next task for the annotator, or with ``gold`` on a gold item
+    (GOLD_PICK_SQL); None when there is none."""
     params = {
         "study": study_id,
         "me": annotator.pk,
@@ -144,7 +220,8 @@ def _lease_one(
         "records": rule.records,
     }
     barred, records = rule.conflicts is not None, rule.records is not None
-    statement = lease_sql(connection.vendor, barred, records)
+    statement = lease_sql(connection.vendor, barred, records, gold)
+    pick = gold_pick_sql(barred) if gold else pick_sql(barred)
     for _ in range(ATTEMPTS):
         with sql.one_statement_transaction():
             row = sql.fetch_one(statement, params)
@@ -155,7 +232,7 @@ def _lease_one(
         # Nothing leased: no task is left for this annotator, or (PostgreSQL) the picked
         # one filled up or became barred before its lock was granted, or every candidate
         # is locked by a transaction in flight; only the first ends the search.
-        if sql.fetch_one(pick_sql(barred), params) is None:
+        if sql.fetch_one(pick, params) is None:
             return None
     return None
 

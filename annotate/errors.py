@@ -70,6 +70,7 @@ CLIENT_ID_REUSED = "this client_id was already used for another task"
 NO_IMAGE_AT = "no image at position {position}"
 EXCLUDED = "you no longer take part in this study; thank you for your work"
 NOT_ENROLLED = "this study is open to invited annotators only"
+QUIZ_FAILED = "Thank you for your time: this study needs a qualification you did not reach."
 
 # Workforce (annotate.workforce)
 NOT_IN_STUDY = "{annotator!r} has no part in this study"

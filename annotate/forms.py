@@ -170,6 +170,26 @@ class StudyForm(StudySettingsForm):
         """Each visible field with the kinds it applies to, space-separated ("" for all)."""
         return [(field, " ".join(field_kinds(field.name))) for field in self.visible_fields()]
 
+    def sections(self) -> list[tuple[str, list[tuple[forms.BoundField, str]]]]:
+        """The rows under their headings: the study itself first, then who may work on it,
+        quality control and crowd participants, folded away unless one has an error."""
+        sections: dict[str, list] = {title: [] for title in SECTION_TITLES}
+        for field, kinds in self.rows():
+            title = next((t for prefix, t in SECTION_PREFIXES if field.name.startswith(prefix)), "")
+            sections[title].append((field, kinds))
+        return [(title, rows) for title, rows in sections.items() if rows]
+
+
+# Headings of the form's sections, by the settings' name prefixes ("": the study itself).
+SECTION_PREFIXES = (
+    ("access", "Who may work on it"),
+    ("quality_", "Quality control"),
+    ("quiz_", "Quality control"),
+    ("gold_", "Quality control"),
+    ("crowd_", "Crowd participants"),
+)
+SECTION_TITLES = ("", "Who may work on it", "Quality control", "Crowd participants")
+
 
 def field_kinds(name: str) -> tuple[str, ...]:
     """The kinds a field applies to; () when it applies to every kind."""

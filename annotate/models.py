@@ -288,6 +288,20 @@ class AnnotatorTally(models.Model):
     # an answer in flight are ordered, whichever comes first (annotate.workforce).
     excluded_at = models.DateTimeField(null=True, blank=True)
     excluded_reason = models.CharField(max_length=300, blank=True)
+    # Answers on the study's gold items, and how many matched the known answer: raised by
+    # the same write as ``judgments`` (annotate.submission). The qualification quiz is the
+    # first ``quiz_size`` of them; its result is kept once reached (annotate.assignment).
+    gold_answered = models.PositiveIntegerField(default=0, db_default=0)
+    gold_correct = models.PositiveIntegerField(default=0, db_default=0)
+
+    class QuizState(models.TextChoices):
+        NONE = "", "Not taken"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
+    quiz_state = models.CharField(
+        max_length=6, choices=QuizState.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         constraints = [

@@ -109,12 +109,20 @@ ALLOWED_COLUMN = f"""
 # who have no quota; read by key, like the enrollment above.
 CROWD_STARTED_COLUMN = f"""
   (SELECT e.started_at FROM {ENROLLMENT} e WHERE e.study_id = s.id AND e.annotator_id = %(me)s)"""
+# The study's config (the quiz and the gold rate are settings of its "quality" group) and the
+# annotator's gold answers, right ones, quiz result and answers, from their tally row by key
+# (annotate.assignment decides from them whether to serve a gold item).
+GOLD_COLUMNS = """s.config, COALESCE(g.gold_answered, 0), COALESCE(g.gold_correct, 0),
+  COALESCE(g.quiz_state, ''), COALESCE(g.judgments, 0)"""
 _STUDY = f"""
 SELECT s.status, s.kind, s.exposure, s.overlap, s.lease_seconds, {EXCLUDED_COLUMN}, {ALLOWED_COLUMN},
   {CROWD_STARTED_COLUMN},
+  {GOLD_COLUMNS},
   {{progress}},
   h.id, h.token, h.task_id, h.state, h.shown_at, h.expires_at
-FROM {STUDY} s LEFT JOIN (
+FROM {STUDY} s
+LEFT JOIN {TALLY} g ON g.study_id = s.id AND g.annotator_id = %(me)s
+LEFT JOIN (
   SELECT l.id, l.token, l.task_id, l.state, l.shown_at, l.expires_at
   FROM {LEASE} l JOIN {TASK} t ON t.id = l.task_id
   WHERE l.annotator_id = %(me)s AND NOT l.task_filled AND {live_lease("l")} AND t.study_id = %(study)s
@@ -186,11 +194,24 @@ LEASED_COLUMNS = "id, token, task_id, state, shown_at, expires_at"
 LEASE_SQL = f"""
 INSERT INTO {LEASE} (token, task_id, annotator_id, state, shown_at, expires_at)
 SELECT %(token)s, pick.id, %(me)s, {ACTIVE}, %(now)s, %(expires)s FROM pick
-WHERE pick.judgment_count + {{live_leases}} < %(n)s{{barred}}
+WHERE {{room}}{{barred}}
 ON CONFLICT (task_id, annotator_id) DO UPDATE SET expires_at = excluded.expires_at
   WHERE {LEASE}.state = {ACTIVE}
 RETURNING {LEASED_COLUMNS}"""
 LIVE_LEASES_FRESH = "annotate_live_leases(pick.id, %(me)s, %(now)s)"
+
+# A gold item for the annotator (the qualification quiz, or the gold rate): one of the
+# study's gold tasks they hold no lease on in any state (answered, skipped, held or
+# expired), passed over where exposure control bars it, in the queue's random order.
+# Gold items are answered by everyone served them, so there is no room condition: the
+# gold lease statement (``lease_sql(…, gold=True)``) leaves it out too.
+GOLD_PICK_SQL = f"""
+SELECT t.id, t.judgment_count FROM {TASK} t
+WHERE t.study_id = %(study)s AND t.is_gold
+  AND NOT EXISTS (
+    SELECT 1 FROM {LEASE} m WHERE m.task_id = t.id AND m.annotator_id = %(me)s){{barred}}
+ORDER BY t.order_key
+LIMIT 1"""
 
 
 @cache
@@ -200,15 +221,26 @@ def pick_sql(barred: bool) -> str:
 
 
 @cache
-def lease_sql(vendor: str, barred: bool, records: bool) -> str:
-    """The lease statement for the database and the study's exposure rule."""
-    pick = pick_sql(barred)
+def gold_pick_sql(barred: bool) -> str:
+    """The gold pick, passing over barred tasks as ``pick_sql`` does."""
+    return GOLD_PICK_SQL.format(barred="\n  AND NOT " + BARRED_SQL.format(task="t.id") if barred else "")
+
+
+def _room(live_leases: str) -> str:
+    return f"pick.judgment_count + {live_leases} < %(n)s"
+
+
+@cache
+def lease_sql(vendor: str, barred: bool, records: bool, gold: bool = False) -> str:
+    """The lease statement for the database and the study's exposure rule; with ``gold``,
+    a gold item's (``GOLD_PICK_SQL``, no room condition)."""
+    pick = gold_pick_sql(barred) if gold else pick_sql(barred)
     if vendor != "postgresql":
         return f"WITH pick AS ({pick})" + LEASE_SQL.format(
-            live_leases=live_leases_besides_me("pick.id"), barred=""
+            room="TRUE" if gold else _room(live_leases_besides_me("pick.id")), barred=""
         )
     lease = LEASE_SQL.format(
-        live_leases=LIVE_LEASES_FRESH,
+        room="TRUE" if gold else _room(LIVE_LEASES_FRESH),
         barred="\n  AND NOT " + BARRED_FRESH_SQL.format(task="pick.id") if barred else "",
     )
     seen = f",\nseen AS ({RECORD_SQL.format(task='IN (SELECT task_id FROM lease)')})" if records else ""
@@ -223,7 +255,7 @@ def lease_sql(vendor: str, barred: bool, records: bool) -> str:
 # The lease with what checking the answer needs, and a judgment already recorded under
 # this client_id (a repeat).
 LEASE_READ_SQL = f"""
-SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id, t.is_gold,
+SELECT l.id, l.task_id, l.shown_at, s.id, s.kind, s.status, t.prompt_id, t.is_gold, t.gold_answer, s.config,
   (SELECT COUNT(*) FROM {TASK_IMAGE} ti WHERE ti.task_id = t.id),
   j.id, j.task_id
 FROM {LEASE} l
@@ -264,12 +296,21 @@ COUNT_SQL = f"UPDATE {TASK} SET judgment_count = judgment_count + 1 WHERE id = %
 DONE_SQL = f"UPDATE {LEASE} SET state = {DONE} WHERE id = %(lease)s"
 # The annotator's tally, raised: the last write of a submission. It returns the row as
 # written, so it reads an exclusion that committed while it waited for the row's lock
-# (annotate.workforce), and the submission is then refused and undone.
+# (annotate.workforce), and the submission is then refused and undone. A gold answer
+# raises the gold counts too (%(gold)s and %(correct)s are 0 or 1).
 TALLY_SQL = f"""
-INSERT INTO {TALLY} (study_id, annotator_id, judgments, excluded_reason)
-VALUES (%(study)s, %(me)s, 1, '')
-ON CONFLICT (study_id, annotator_id) DO UPDATE SET judgments = {TALLY}.judgments + 1
-RETURNING judgments, excluded_at
+INSERT INTO {TALLY}
+  (study_id, annotator_id, judgments, excluded_reason, gold_answered, gold_correct, quiz_state)
+VALUES (%(study)s, %(me)s, 1, '', %(gold)s, %(correct)s, '')
+ON CONFLICT (study_id, annotator_id) DO UPDATE SET judgments = {TALLY}.judgments + 1,
+  gold_answered = {TALLY}.gold_answered + %(gold)s, gold_correct = {TALLY}.gold_correct + %(correct)s
+RETURNING judgments, excluded_at, gold_answered, gold_correct, quiz_state
+"""
+# The qualification quiz's result, once its last gold answer is in (only where the study
+# has a quiz): written once, in the submission's transaction.
+QUIZ_STATE_SQL = f"""
+UPDATE {TALLY} SET quiz_state = %(quiz)s
+WHERE study_id = %(study)s AND annotator_id = %(me)s AND quiz_state = ''
 """
 # This answer gave the task its N-th judgment: the lease is done as above, and every lease
 # on the task leaves the annotators' open ones (Lease.task_filled); the study has one open

@@ -302,7 +302,42 @@ QUALITY_FLOOR_SECONDS = _ranged(
     high=600,
     label="Fastest plausible median (s)",
 )
-QUALITY = (QUALITY_ACTION, QUALITY_MIN_GOLD, QUALITY_GOLD_ACCURACY, QUALITY_FLOOR_SECONDS)
+# The qualification quiz and gold items mixed into the queue (annotate.assignment).
+QUIZ_SIZE = _ranged(
+    "quiz_size",
+    "Gold items each annotator answers first, as a qualification quiz, before any real task "
+    "(0: no quiz). Those below the pass mark get no real task.",
+    default=0,
+    low=0,
+    high=50,
+    label="Qualification quiz (gold items)",
+)
+QUIZ_PASS_PERCENT = _ranged(
+    "quiz_pass_percent",
+    "The share of the quiz's gold items, in percent, answered right to pass it.",
+    default=80,
+    low=0,
+    high=100,
+    label="Quiz pass mark (%)",
+)
+GOLD_RATE_PERCENT = _ranged(
+    "gold_rate_percent",
+    "After the quiz, the share of each annotator's tasks, in percent, that are gold items, "
+    "answered by everyone served them (0: gold items are served like any task).",
+    default=0,
+    low=0,
+    high=50,
+    label="Gold items in the queue (%)",
+)
+QUALITY = (
+    QUALITY_ACTION,
+    QUALITY_MIN_GOLD,
+    QUALITY_GOLD_ACCURACY,
+    QUALITY_FLOOR_SECONDS,
+    QUIZ_SIZE,
+    QUIZ_PASS_PERCENT,
+    GOLD_RATE_PERCENT,
+)
 
 # Participants from a crowd platform (annotate.crowd), kept in Study.config["crowd"].
 CROWD_ENABLED = Setting(

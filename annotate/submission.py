@@ -29,7 +29,7 @@ from annotate import errors
 from annotate.answers import answer_check
 from annotate.assignment import Progress, annotator_progress
 from annotate.errors import Conflict, Forbidden, InvalidInput, NotFound
-from annotate.models import Judgment, Lease, Study
+from annotate.models import AnnotatorTally, Judgment, Lease, Study, Task
 from annotate.queries import (
     COUNT_SQL,
     DONE_FILLED_SQL,
@@ -39,8 +39,10 @@ from annotate.queries import (
     INSERT_JUDGMENT_SQL,
     LEASE_READ_SQL,
     QUESTION_IDS_SQL,
+    QUIZ_STATE_SQL,
     TALLY_SQL,
 )
+from annotate.study_settings import QUIZ_PASS_PERCENT, QUIZ_SIZE
 from annotate.workforce import quality_rule_check
 from evalhub import sql
 
@@ -144,7 +146,20 @@ def _submit(
     row = sql.fetch_one(LEASE_READ_SQL, params)
     if row is None:
         raise NotFound(errors.UNKNOWN_ASSIGNMENT)
-    lease_id, task_id, shown_at, study_id, kind, status, prompt_id, gold, image_count, *repeat = row
+    (
+        lease_id,
+        task_id,
+        shown_at,
+        study_id,
+        kind,
+        status,
+        prompt_id,
+        gold,
+        gold_answer,
+        config,
+        image_count,
+        *repeat,
+    ) = row
     if repeat[0] is not None:
         raise _Repeat(*repeat, task_id)
     if status == Study.Status.CLOSED:
@@ -177,7 +192,7 @@ def _submit(
     if expired:
         # The slot this lease reserved may have gone to someone else meanwhile.
         taken += others_active
-    if taken >= overlap:
+    if taken >= overlap and not gold:  # a gold item is answered by everyone served it
         raise Conflict(errors.LEASE_LOST if expired else errors.TASK_FULL)
     left_model_id = left_model_id if kind == Study.Kind.AB else None
     fetched_at = sql.aware(shown_at)
@@ -199,9 +214,14 @@ def _submit(
         sql.execute(FILLED_SQL, params)
     else:
         sql.execute(DONE_SQL, params)
-    done, excluded_at = sql.fetch_one(TALLY_SQL, params)
+    correct = gold and clean == sql.json_value(Task, "gold_answer", gold_answer)
+    done, excluded_at, gold_answered, gold_correct, quiz_state = sql.fetch_one(
+        TALLY_SQL, {**params, "gold": int(gold), "correct": int(correct)}
+    )
     if excluded_at is not None:
         raise Forbidden(errors.EXCLUDED)  # leaving the transaction undoes this answer
+    if gold and not quiz_state:
+        _quiz_result(params, sql.json_value(Study, "config", config), gold_answered, gold_correct)
     judgment = Judgment(
         id=judgment_id,
         task_id=task_id,
@@ -218,6 +238,18 @@ def _submit(
     # annotator's remaining ones, because the task is now full or closed to them.
     progress = Progress(done=done, remaining=open_tasks - closed - 1)
     return SubmitResult(judgment=judgment, created=True, progress=progress, gold=gold)
+
+
+def _quiz_result(params: dict, config: dict, gold_answered: int, gold_correct: int) -> None:
+    """Record the qualification quiz's result at its last gold answer (the ``quiz_size``-th),
+    where the study has a quiz: passed with at least ``quiz_pass_percent`` of them right."""
+    quality = config.get("quality", {})
+    size = quality.get(QUIZ_SIZE.name, QUIZ_SIZE.default)
+    if not size or gold_answered != size:
+        return
+    passed = gold_correct * 100 >= quality.get(QUIZ_PASS_PERCENT.name, QUIZ_PASS_PERCENT.default) * size
+    state = AnnotatorTally.QuizState.PASSED if passed else AnnotatorTally.QuizState.FAILED
+    sql.execute(QUIZ_STATE_SQL, {**params, "quiz": state.value})
 
 
 class _Repeat(Exception):

@@ -111,6 +111,11 @@ def db_value(model: type[Model], field: str, value):
     return model._meta.get_field(field).get_db_prep_save(value, connection)
 
 
+def json_value(model: type[Model], field: str, value):
+    """A JSON column of ``model`` read back by raw SQL, decoded as the ORM decodes it."""
+    return model._meta.get_field(field).from_db_value(value, None, connection)
+
+
 def aware(value) -> datetime:
     """A datetime read back by raw SQL: SQLite hands back naive UTC text."""
     if isinstance(value, str):

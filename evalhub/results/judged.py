@@ -11,8 +11,9 @@ def study_judgments(study: Study, *, include_incomplete: bool = False) -> QueryS
     """The study's judgments on tasks with at least N judgments, or on every task when
     ``include_incomplete`` (a provisional table, labelled as such wherever it is shown).
     Never those of an annotator excluded from the study (annotate.workforce): a task's count
-    leaves them out too, so "N judgments" means N valid ones."""
-    judgments = Judgment.objects.filter(task__study=study, excluded=False)
+    leaves them out too, so "N judgments" means N valid ones. Nor those on gold items: they test
+    the annotators, everyone served one answers it, and they are no item of the results."""
+    judgments = Judgment.objects.filter(task__study=study, task__is_gold=False, excluded=False)
     if not include_incomplete:
         judgments = judgments.filter(task__judgment_count__gte=study.overlap)
     return judgments
@@ -20,10 +21,12 @@ def study_judgments(study: Study, *, include_incomplete: bool = False) -> QueryS
 
 def study_task_counts(study: Study) -> dict[str, dict[str, int]]:
     """Per criterion ("" for kinds without one): ``items`` (tasks), ``complete`` (with N
-    judgments), ``incomplete`` (fewer, none included) and ``started`` (fewer, but some)."""
+    judgments), ``incomplete`` (fewer, none included) and ``started`` (fewer, but some).
+    Gold items are left out, as in ``study_judgments``."""
     fewer = Q(judgment_count__lt=study.overlap)
     rows = (
-        study.tasks.order_by()
+        study.tasks.filter(is_gold=False)
+        .order_by()
         .values("criterion")
         .annotate(
             items=Count("pk"),

@@ -168,3 +168,17 @@ def test_the_fields_of_other_kinds_are_ignored(client, alice, prompt_set, model_
     al = Study.objects.get(name="al")
     assert sorted(al.model_versions.values_list("pk", flat=True)) == sorted([model_a.pk, model_b.pk])
     assert al.tasks.count() == 6
+
+
+def test_the_settings_beyond_the_study_fold_under_headings_that_open_on_an_error(
+    client, alice, prompt_set, model_a
+):
+    """Access, quality control and crowd participants are folded sections; a section with
+    an error in it is open, the others stay folded."""
+    client.force_login(alice)
+    page = client.get(URL).content.decode()
+    for title in ("Who may work on it", "Quality control", "Crowd participants"):
+        assert f'<details class="section"><summary>{title}</summary>' in page
+    refused = post(client, prompt_set, model_a, quality_gold_accuracy=101).content.decode()
+    assert '<details class="section" open><summary>Quality control</summary>' in refused
+    assert '<details class="section"><summary>Crowd participants</summary>' in refused

@@ -45,6 +45,14 @@ def test_the_form_shows_the_fields_of_the_chosen_kind(
             "quality_min_gold",
             "quality_gold_accuracy",
             "quality_floor_seconds",
+            "quiz_size",
+            "quiz_pass_percent",
+            "gold_rate_percent",
+            "crowd_enabled",
+            "crowd_quota_tasks",
+            "crowd_quota_minutes",
+            "crowd_completion_url",
+            "crowd_completion_code",
         }
         page.select_option("#id_kind", "best_worst")
         assert shown(page) == every

@@ -244,7 +244,8 @@ def test_empty_texts_stand_for_defaults_at_creation(paths):
         {
             "image_index": 0,
             "criteria": ["flaws", "appeal"],
-            "quality": quality | {"quality_floor_seconds": 2},
+            "quality": quality
+            | {"quality_floor_seconds": 2, "quiz_size": 0, "quiz_pass_percent": 80, "gold_rate_percent": 0},
             "crowd": {
                 "crowd_enabled": False,
                 "crowd_quota_tasks": 0,

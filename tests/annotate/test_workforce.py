@@ -176,6 +176,10 @@ def test_the_rule_is_a_setting_that_can_change_while_the_study_runs(prompt_set, 
         "quality_min_gold": 5,
         "quality_gold_accuracy": 80,
         "quality_floor_seconds": 2,
+        # The quiz and the gold rate share the group (tests/annotate/test_gold_quiz.py).
+        "quiz_size": 0,
+        "quiz_pass_percent": 80,
+        "gold_rate_percent": 0,
     }
 
 

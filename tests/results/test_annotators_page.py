@@ -23,9 +23,10 @@ def judgment(study, task, username) -> Judgment:
 def two_studies(db, bob):
     """voter0–voter4 in two A/B studies (N = 5): three tasks 4–1 for A, then two tasks 3–2 for B.
 
-    voter3 agrees with the majority 3 times of 3, then 0 of 2 (pooled 3 of 5); each study has
-    one gold task; voter0's times on screen are 2, 4, 6 s, then 10 s and none; voter1 reports
-    two broken images. Bob, an annotator, has not started."""
+    voter3 agrees with the majority 3 times of 3, then 0 of 2; each study has one gold task,
+    which leaves the tables (evalhub.results.judged), so agreement pools 2 of 3; voter0's
+    times on screen are 2, 4, 6 s, then 10 s and none; voter1 reports two broken images. Bob,
+    an annotator, has not started."""
     first, second = ab_study(3, name="first"), ab_study(2, name="second")
     vote(first, {task: MOSTLY_A for task in first.tasks.all()})
     vote(second, {task: MOSTLY_B for task in second.tasks.all()})
@@ -56,7 +57,7 @@ def test_the_figures_pool_every_study(two_studies):
         voter4.agreement_with_majority,
     ) == (
         1.0,
-        0.6,
+        2 / 3,
         0.0,
     )
     assert (voter0.gold_answered, voter0.gold_accuracy) == (2, 1.0)
@@ -78,7 +79,7 @@ def test_the_page_lists_every_annotator_for_researchers_only(client, alice, bob,
     assert len(rows) == 6 and "alice" not in table
     (voter3,) = [row for row in rows if ">voter3</a>" in row]
     cells = re.findall(r'<td class="num">([^<]*)</td>', voter3)
-    assert cells == ["2", "5", "—", "60%", "2", "50%", "0"]
+    assert cells == ["2", "5", "—", "67%", "2", "50%", "0"]
     (bob_row,) = [row for row in rows if "bob" in row]
     assert "href" not in bob_row and bob_row.count("—") == 4
     voter0 = Judgment.objects.filter(annotator__username="voter0").first().annotator

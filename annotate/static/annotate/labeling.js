@@ -32,6 +32,7 @@ const state = {
   progress: null,  // the counter as the server last reported it
   submitted: 0,  // answers made on this page: a "next" raced by one reports a stale counter
   completion: null,  // a crowd participant's code and link, once their quota is spent
+  refused: "",  // why "next" refused us (403: excluded, not enrolled, failed the quiz)
 };
 
 // ------------------------------------------------------------ the counter
@@ -70,6 +71,10 @@ async function fillQueue() {
     try {
       const before = { submitted: state.submitted, pending: pendingAnswers.length };
       const { status, data } = await post(NEXT_URL, { count: QUEUE_SIZE, progress: state.wantProgress });
+      if (status === 403 && data.detail) {
+        state.refused = data.detail;  // no more tasks for us: the done section says why
+        return;
+      }
       if (status !== 200) {
         showError(data.detail || "Could not load tasks (" + status + ").");
         return;
@@ -135,6 +140,14 @@ async function untilSaved() {
 
 function current() { return state.queue[0]; }
 
+// The done section, with the reason "next" gave instead of "All done".
+function showRefused(detail) {
+  $("lbl-done-title").textContent = "Thank you";
+  $("lbl-done-default").hidden = true;
+  $("lbl-done-refused").textContent = detail;
+  $("lbl-done-refused").hidden = false;
+}
+
 function render() {
   const assignment = current();
   $("lbl-task").hidden = !assignment;
@@ -143,6 +156,7 @@ function render() {
   $("lbl-skip-btn").hidden = $("lbl-report-btn").hidden = $("lbl-keys").hidden = !assignment;
   closeLoupe();
   if (!assignment && state.completion && !state.loading) showCompletion(state.completion);
+  if (!assignment && state.refused && !state.loading) showRefused(state.refused);
   if (!assignment) { watchTask(null); return; }
   watchTask(assignment.token);
   state.answer = emptyAnswer(assignment);
