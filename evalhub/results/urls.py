@@ -18,6 +18,7 @@ urlpatterns = [
         views.workforce_reinstate,
         name="workforce_reinstate",
     ),
+    path("studies/<int:pk>/workforce/<int:user_id>/remove/", views.workforce_remove, name="workforce_remove"),
     path("annotators/", views.annotators, name="annotators"),
     path("annotators/<int:pk>/", views.annotator, name="annotator"),
 ]

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from annotate.enrollment import annotator_remove
 from annotate.errors import AnnotationError
 from annotate.models import Study
 from annotate.workforce import annotator_exclude, annotator_reinstate
@@ -28,6 +29,7 @@ from evalhub.results.study_page import study_page_context
 from evalhub.results.winrate_formats import FORMATS, PROVISIONAL_NOTE, render_table
 from evalhub.results.winrates import ab_comparison
 from evalhub.results.workforce_page import (
+    REMOVED_MESSAGE,
     ReasonForm,
     annotator_in_study,
     event_message,
@@ -157,18 +159,31 @@ def workforce(request, pk: int):
 @require_POST
 @permission_page("annotate.change_study")
 def workforce_exclude(request, pk: int, user_id: int):
-    return _workforce_change(request, pk, user_id, annotator_exclude)
+    return _workforce_change(request, pk, user_id, lambda **how: event_message(annotator_exclude(**how)))
 
 
 @require_POST
 @permission_page("annotate.change_study")
 def workforce_reinstate(request, pk: int, user_id: int):
-    return _workforce_change(request, pk, user_id, annotator_reinstate)
+    return _workforce_change(request, pk, user_id, lambda **how: event_message(annotator_reinstate(**how)))
 
 
-def _workforce_change(request, pk: int, user_id: int, service):
-    """Exclude or reinstate (``service``, annotate.workforce) with the form's reason, then
-    back to the workforce page with what was done or why not."""
+@require_POST
+@permission_page("annotate.change_study")
+def workforce_remove(request, pk: int, user_id: int):
+    """Remove an enrolled annotator (annotate.enrollment): no more tasks for them here,
+    their leases released at once; their judgments stay and count."""
+    return _workforce_change(request, pk, user_id, _remove)
+
+
+def _remove(*, study, annotator, reason, by) -> str:
+    released = annotator_remove(study=study, annotator=annotator, reason=reason)
+    return REMOVED_MESSAGE.format(annotator=annotator.username, leases=released)
+
+
+def _workforce_change(request, pk: int, user_id: int, act):
+    """Exclude, reinstate or remove (``act``, which says what it did) with the form's
+    reason, then back to the workforce page with what was done or why not."""
     study = get_object_or_404(Study, pk=pk)
     form = ReasonForm(request.POST)
     if not form.is_valid():
@@ -176,9 +191,9 @@ def _workforce_change(request, pk: int, user_id: int, service):
         return redirect("results:workforce", pk=pk)
     try:
         annotator = annotator_in_study(study, pk=user_id)
-        event = service(study=study, annotator=annotator, reason=form.cleaned_data["reason"], by=request.user)
+        done = act(study=study, annotator=annotator, reason=form.cleaned_data["reason"], by=request.user)
     except AnnotationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, event_message(event))
+        messages.success(request, done)
     return redirect("results:workforce", pk=pk)

@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from annotate import errors
 from annotate.errors import NotFound
-from annotate.models import AnnotatorTally, Judgment, Study, WorkforceEvent
+from annotate.models import AnnotatorTally, Enrollment, Judgment, Study, WorkforceEvent
 from annotate.workforce import REASON_LENGTH, GoldScore, study_quality
 from evalhub.results.agreement import majority_agreement
 from evalhub.results.majority import majority_rule
@@ -29,6 +29,10 @@ EXCLUDED_MESSAGE = (
     "{annotator} is excluded: {judgments} judgment(s) left out of the tables, {tasks} task(s) reopened."
 )
 REINSTATED_MESSAGE = "{annotator} is reinstated: {judgments} judgment(s) count again."
+REMOVED_MESSAGE = (
+    "{annotator} is removed from the study: no more tasks here, {leases} lease(s) released; "
+    "their judgments stay."
+)
 
 GOLD_WORDS = "an accuracy on gold items under {accuracy} % once they have given {min_gold} gold answers"
 ACTION_WORDS = {
@@ -102,12 +106,14 @@ def workforce_rows(study: Study) -> list[dict]:
     """Per annotator with a tally row or a judgment in the study, by username: judgments
     (valid, counted by the tables; excluded), median seconds on screen over all of them,
     gold answers and accuracy, agreement with the majority (valid votes on decided complete
-    items, evalhub.results.agreement), flags, and status with the exclusion's reason and time."""
+    items, evalhub.results.agreement), flags, status with the exclusion's reason and time,
+    the enrollment (studies open to enrolled annotators) and the qualification quiz's result."""
     judgments = workforce_judgments(study)
     tallies = {
         tally.annotator_id: tally
         for tally in AnnotatorTally.objects.filter(study=study).select_related("annotator")
     }
+    enrollments = dict(Enrollment.objects.filter(study=study).values_list("annotator_id", "status"))
     names = {pk: tally.annotator.username for pk, tally in tallies.items()}
     names |= dict(zip(judgments["worker"].astype(int), judgments["username"], strict=True))
     per_worker = judgments.groupby("worker").agg(
@@ -140,6 +146,8 @@ def workforce_rows(study: Study) -> list[dict]:
                 "status": EXCLUDED if excluded_at else ACTIVE,
                 "excluded_at": excluded_at,
                 "excluded_reason": tally.excluded_reason if excluded_at else "",
+                "enrollment": enrollments.get(worker, ""),  # enrolled, removed, or none
+                "quiz": tally.quiz_state if tally else "",  # passed, failed, or none
             }
         )
     return rows

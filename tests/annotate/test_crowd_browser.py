@@ -4,6 +4,7 @@ to the completion URL; closing the tab mid-way and opening the link again resume
 
 import pytest
 
+from annotate import errors
 from annotate.models import CrowdParticipant, Enrollment, Judgment
 from annotate.services import study_create
 from tests.browser import chromium
@@ -73,3 +74,11 @@ def test_a_participant_does_the_quota_sees_the_code_and_goes_back_to_the_platfor
     user = CrowdParticipant.objects.get(platform_id="P1234").user
     assert Judgment.objects.filter(annotator=user).count() == 2
     assert Enrollment.objects.get(study=study, annotator=user).completed_at is not None
+
+    # The same participant in a new session of the platform: refused, politely.
+    page = new_page(browser)
+    response = page.goto(link.replace("SESSION_ID=X1", "SESSION_ID=X2"))
+    assert response.status == 409
+    assert errors.CROWD_ALREADY_TOOK_PART in page.locator("main").text_content()
+    assert Enrollment.objects.filter(annotator=user).count() == 1
+    assert Judgment.objects.filter(annotator=user).count() == 2

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from annotate import errors
 from annotate.assignment import assignments_next
-from annotate.models import AnnotatorTally, Judgment, WorkforceEvent
+from annotate.enrollment import annotator_enroll
+from annotate.models import AnnotatorTally, Enrollment, Judgment, Lease, WorkforceEvent
 from annotate.services import study_update, task_set_gold
 from annotate.submission import judgment_submit
 from annotate.workforce import annotator_exclude, gold_score
@@ -19,6 +20,7 @@ from evalhub.results.workforce_flags import gold_scores
 from evalhub.results.workforce_page import (
     EXCLUDED_MESSAGE,
     REINSTATED_MESSAGE,
+    REMOVED_MESSAGE,
     workforce_judgments,
     workforce_rows,
 )
@@ -291,7 +293,26 @@ def test_annotators_get_403_from_the_api(bob, study):
 
 
 def test_the_list_reads_the_whole_study_at_once(api, study, django_assert_num_queries):
-    """Six queries (role, study, judgments, tallies, and the two the majority reads), none
-    per annotator."""
-    with django_assert_num_queries(6):
+    """Seven queries (role, study, judgments, tallies, enrollments and the two the majority
+    reads), none per annotator."""
+    with django_assert_num_queries(7):
         assert api.get(f"/api/studies/{study.pk}/workforce/").status_code == 200
+
+
+def test_removing_an_enrolled_annotator_releases_their_leases_at_once(client, alice, db):
+    """In a study open to enrolled annotators, Remove takes an annotator off it: their held
+    lease is skipped at once; the row then says removed, with no Remove button."""
+    study = study_update(study=ab_study(1, overlap=2, name="enrolled"), access="enrolled")
+    newcomer = UserFactory(username="newcomer", role="annotators")
+    annotator_enroll(study=study, annotator=newcomer)
+    (lease,) = assignments_next(study_id=study.pk, annotator=newcomer).leases
+    AnnotatorTally.objects.get_or_create(study=study, annotator=newcomer)  # their row on the page
+    assert page(client, alice, study).content.decode().count(">Remove from study</button>") == 1
+
+    response = post(client, alice, study, "remove", newcomer, "left the project")
+
+    assert messages_of(response) == [REMOVED_MESSAGE.format(annotator="newcomer", leases=1)]
+    assert Lease.objects.get(pk=lease.pk).state == Lease.State.SKIPPED
+    assert Enrollment.objects.get(study=study, annotator=newcomer).status == Enrollment.Status.REMOVED
+    assert row_of(workforce_rows(study), "newcomer")["enrollment"] == "removed"
+    assert ">Remove from study</button>" not in response.content.decode()
