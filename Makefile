@@ -64,10 +64,12 @@ test-sqlite: install browser
 	DEBUG=1 $(VENV)/bin/pytest -m "not redis"
 
 # The production configuration: every test that touches the database, again on
-# PostgreSQL, plus a real worker on Redis.
-test-postgres: install services browser
+# PostgreSQL, plus a real worker on Redis. The browser tests run once, in test-sqlite:
+# they test the pages; what differs between the databases lies under the pages, and the
+# tests of the services, the API and the races run here again.
+test-postgres: install services
 	DEBUG=1 DATABASE_URL="$(TEST_DATABASE_URL)" DATABASE_CONN_MAX_AGE=0 $(VENV)/bin/pytest tests \
-		--ignore=tests/training --redis-url "$(TEST_REDIS_URL)"
+		--ignore=tests/training -m "not browser" --redis-url "$(TEST_REDIS_URL)"
 
 test: lint services browser test-sqlite test-postgres
 
