@@ -25,6 +25,7 @@ from django.utils import timezone
 from annotate import errors
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Enrollment, Invitation, Lease, Study
+from annotate.workforce import reason_clean
 from evalhub.accounts.roles import ANNOTATORS, user_grant_role, user_roles
 
 MAX_DAYS = 365
@@ -198,12 +199,10 @@ def annotator_remove(*, study: Study, annotator, reason: str, now: datetime | No
     commits can still take a task in that instant, which then lives out the study's
     ``lease_seconds`` like any lease."""
     now = now or timezone.now()
-    reason = " ".join(str(reason).split())
-    if not reason:
-        raise InvalidInput(errors.REASON_EMPTY)
+    reason = reason_clean(reason, REASON_LENGTH)
     updated = Enrollment.objects.filter(
         study=study, annotator=annotator, status=Enrollment.Status.ENROLLED
-    ).update(status=Enrollment.Status.REMOVED, removed_at=now, removed_reason=reason[:REASON_LENGTH])
+    ).update(status=Enrollment.Status.REMOVED, removed_at=now, removed_reason=reason)
     if not updated:
         raise InvalidInput(errors.NOT_ENROLLED_IN.format(annotator=annotator.username))
     return Lease.objects.filter(task__study=study, annotator=annotator, state=Lease.State.ACTIVE).update(

@@ -39,11 +39,13 @@ def study_quality(study: Study) -> dict:
     return config_group(study, "quality")
 
 
-def _reason(text: str) -> str:
+def reason_clean(text: str, max_length: int = REASON_LENGTH) -> str:
+    """The reason a researcher gives for acting on an annotator (here, and a removal in
+    annotate.enrollment): on one line, cut to its column, never empty."""
     text = " ".join(str(text).split())
     if not text:
         raise InvalidInput(errors.REASON_EMPTY)
-    return text[:REASON_LENGTH]
+    return text[:max_length]
 
 
 def _tally_locked(study: Study, annotator) -> AnnotatorTally:
@@ -55,7 +57,7 @@ def _tally_locked(study: Study, annotator) -> AnnotatorTally:
 @transaction.atomic
 def annotator_exclude(*, study: Study, annotator, reason: str, by=None, now: datetime | None = None):
     """Exclude ``annotator`` from ``study`` (``by``: the researcher; None: the quality rule)."""
-    reason = _reason(reason)
+    reason = reason_clean(reason)
     tally = _tally_locked(study, annotator)
     if tally.excluded_at is not None:
         raise Conflict(errors.ALREADY_EXCLUDED.format(annotator=annotator.username))
@@ -93,7 +95,7 @@ def annotator_reinstate(*, study: Study, annotator, reason: str, by=None) -> Wor
     """Let an excluded annotator work again. Their judgments count again on the tasks that
     still have room for them; a task that others filled meanwhile keeps those N, and this
     annotator's judgment there stays out (flagged excluded, with the reason logged)."""
-    reason = _reason(reason)
+    reason = reason_clean(reason)
     tally = _tally_locked(study, annotator)
     if tally.excluded_at is None:
         raise Conflict(errors.NOT_EXCLUDED.format(annotator=annotator.username))
