@@ -48,8 +48,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from training.models import TextConditioning, vae_scale_factor  # noqa: E402
 from training.objective import StepModels, StepSettings, step_loss  # noqa: E402
+from training.sampling import step_draws  # noqa: E402
 from training.tiny import RESOLUTION, TINY_UNET, TINY_VAE  # noqa: E402
-from training.trainer import step_generator  # noqa: E402
 
 SIZES = {
     "tiny": {"resolution": RESOLUTION, "text": (77, 32), "unet": TINY_UNET, "vae": TINY_VAE},
@@ -142,8 +142,8 @@ def settings_for(method, space, crop) -> StepSettings:
 
 
 def one_step(models, settings, pixels, text, step: int):
-    generator = step_generator(0, step, 0, 0)
-    loss = step_loss(models, settings, pixels, text, generator, paired=settings.method != "sft")
+    draws = step_draws(0, step, 0, 0, len(text.embeds))
+    loss = step_loss(models, settings, pixels, text, draws, paired=settings.method != "sft")
     loss.total.backward()
     return loss
 

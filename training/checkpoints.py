@@ -12,8 +12,9 @@ from pathlib import Path
 
 STATE_FILE = "training_state.json"
 
-# Where the run writes and how long it runs (a longer max_steps reshapes a linear or
-# cosine schedule's remaining steps), how often it saves, how it loads data and saves
+# Where the run writes and how long it runs (a longer max_steps or more epochs reshape a
+# linear or cosine schedule's remaining steps), how often it saves and renders samples
+# (renders and replica checks change no weight), how it loads data and saves
 # memory (gradient checkpointing recomputes the same values), what it logs to. The data
 # path may change (a moved folder); its content hash may not.
 MAY_CHANGE_ON_RESUME = frozenset(
@@ -26,6 +27,12 @@ MAY_CHANGE_ON_RESUME = frozenset(
         "checkpoints_keep",
         "dataloader_workers",
         "tensorboard",
+        "epochs",
+        "validation_every",
+        "validation_prompts",
+        "validation_steps",
+        "validation_prompt_file",
+        "verify_replicas",
         "gradient_checkpointing",
         "vae_gradient_checkpointing",
     }

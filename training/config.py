@@ -43,8 +43,13 @@ class TrainConfig:
     data: str = _path(
         "data",
         "training data: a preference export folder (pairs.jsonl + images/), a pairs .jsonl, "
-        "a Pick-a-Pic style .parquet, or for sft a folder with metadata.jsonl / a .jsonl of "
-        "image + caption",
+        "a Pick-a-Pic style .parquet, a Hugging Face data set folder (data/<split>-*.parquet, "
+        "or as its README card's configs say), Parquet shards as a comma list or a glob "
+        "(shards/*.parquet), a datasets save_to_disk folder; for sft also a folder with "
+        "metadata.jsonl, a .jsonl of image + caption or a table of image + text",
+    )
+    data_split: str = option_field(
+        Option("data_split", str, "train", "split to read from a Hugging Face data set")
     )
     output_dir: str = _path("output_dir", "where checkpoints, metrics.jsonl and the final model go")
     method: str = _opt("method")
@@ -59,7 +64,8 @@ class TrainConfig:
     random_flip: bool = _opt("random_flip")
     empty_prompt_prob: float = _opt("empty_prompt_prob")
     share_noise: bool = _opt("share_noise")
-    max_steps: int = _opt("max_steps")
+    max_steps: int | None = _opt("max_steps")
+    epochs: int | None = _opt("epochs")
     batch_size: int = _opt("batch_size")
     gradient_accumulation_steps: int = _opt("gradient_accumulation_steps")
     learning_rate: float = _opt("learning_rate")
@@ -79,6 +85,16 @@ class TrainConfig:
     resume: str | None = _path("resume", "'latest' or a checkpoint folder to continue from", required=False)
     seed: int = _opt("seed")
     dataloader_workers: int = _opt("dataloader_workers")
+    validation_every: int | None = _opt("validation_every")
+    validation_prompts: int = _opt("validation_prompts")
+    validation_steps: int = _opt("validation_steps")
+    validation_prompt_file: str | None = _path(
+        "validation_prompt_file",
+        "prompts of the validation renders (.txt, .jsonl or .csv, as generate reads them); "
+        "default: the data's first captions",
+        required=False,
+    )
+    verify_replicas: bool = _opt("verify_replicas")
     tensorboard: bool = _opt("tensorboard")
 
     def __post_init__(self):
@@ -114,7 +130,7 @@ def _option_values(config: TrainConfig) -> dict:
 
 
 def _validate(c: TrainConfig) -> None:
-    for name in ("model", "data", "output_dir"):
+    for name in ("model", "data", "output_dir", "data_split"):
         if not getattr(c, name):
             raise ConfigError(REQUIRED.format(name=name))
     try:

@@ -104,6 +104,32 @@ def read_prompts(path: str | Path) -> list[str]:
     return list(dict.fromkeys(prompts))
 
 
+def default_guidance(family: str) -> float:
+    """The classifier-free guidance scale of a model family (paper §4.2)."""
+    return GENERATE_OPTIONS["guidance"].per_family[family]
+
+
+def render_images(
+    pipeline,
+    family: str,
+    prompts: list[str],
+    seeds: list[int],
+    steps: int,
+    guidance: float,
+    resolution: int | None = None,
+) -> list:
+    """One image per prompt, image i from a CPU generator seeded ``seeds[i]`` (so an image
+    depends on its seed alone, not on the batch it is drawn in); PIL images. The pipeline's
+    own scheduler runs (:func:`generate` sets DDIM)."""
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    # PixArt would snap the size to its aspect-ratio bins (256² for a tiny model); keep what was asked.
+    extra = {"clean_caption": False, "use_resolution_binning": False} if family == "dit" else {}
+    size = {"height": resolution, "width": resolution} if resolution else {}
+    return pipeline(
+        prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators, **size, **extra
+    ).images
+
+
 def generate(
     config: GenerateConfig,
     *,
@@ -121,18 +147,13 @@ def generate(
     pipeline = load_pipeline(config.model).to(device)
     pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
     pipeline.set_progress_bar_config(disable=True)
-    guidance = (
-        config.guidance if config.guidance is not None else GENERATE_OPTIONS["guidance"].per_family[family]
-    )
+    guidance = config.guidance if config.guidance is not None else default_guidance(family)
     name = config.model_name or Path(config.model).resolve().name
     out = Path(config.output_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     settings = {"scheduler": "ddim", "steps": config.steps, "guidance": guidance}
     if config.resolution:
         settings["resolution"] = config.resolution
-    # PixArt would snap the size to its aspect-ratio bins (256² for a tiny model); keep what was asked.
-    extra = {"clean_caption": False, "use_resolution_binning": False} if family == "dit" else {}
-    size = {"height": config.resolution, "width": config.resolution} if config.resolution else {}
 
     jobs = [(p, i) for p in range(len(prompts)) for i in range(config.images_per_prompt)]
     rows = []
@@ -142,15 +163,15 @@ def generate(
                 raise GenerationCancelled(f"stopped on request after {start} of {len(jobs)} images")
             chunk = jobs[start : start + config.batch_size]
             seeds = [config.seed + p * config.images_per_prompt + i for p, i in chunk]
-            generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-            images = pipeline(
+            images = render_images(
+                pipeline,
+                family,
                 [prompts[p] for p, _ in chunk],
-                num_inference_steps=config.steps,
-                guidance_scale=guidance,
-                generator=generators,
-                **size,
-                **extra,
-            ).images
+                seeds,
+                config.steps,
+                guidance,
+                config.resolution,
+            )
             for (p, i), seed, image in zip(chunk, seeds, images, strict=True):
                 relative = f"images/{p:05d}-{i}.png"
                 image.save(out / relative)

@@ -1,10 +1,11 @@
 """One training step's loss: SFT (eq. 3) or a preference objective (eq. 4 / eq. 7).
 
 The trainer and ``bench/train_step.py`` both call :func:`step_loss`, so the benchmark
-times the code a run executes. All randomness of a step (VAE posterior sample, noise,
-timesteps, pixel crop) comes from the generator passed in, which the trainer seeds from
-(seed, step, micro-step, process): a resumed run draws exactly what an uninterrupted one
-would.
+times the code a run executes. All randomness of a step comes from the
+:class:`~training.sampling.StepDraws` passed in: the VAE posterior sample, noise and
+timestep of each example from its own generator, the pixel crop from the shared one. So a
+resumed run draws exactly what an uninterrupted one would, and a run split over several
+processes what a run on one would.
 
 Costs, by design (see ``bench/train_step.py``): the target images are decoded once per
 step, without gradient, and shared by the model's and (DPO) the reference's pixel errors;
@@ -21,6 +22,7 @@ import torch
 from training.losses import dpo_loss, latent_error, pixel_error, pixel_target, simpo_loss
 from training.models import TextConditioning, denoiser_output, vae_decode, vae_encode
 from training.prediction import noise_prediction
+from training.sampling import StepDraws
 
 # |logit| of σ above which a pair's gradient is < 3.4e-4 of its maximum: "saturated".
 SATURATION_LOGIT = 8.0
@@ -63,9 +65,13 @@ class StepLoss:
     latent: torch.Tensor | None = None
     pixel: torch.Tensor | None = None
     # Preference methods: per-pair margins (winner's error minus loser's, minus the
-    # reference's for DPO) and the σ logits, per term, for accuracy and saturation.
+    # reference's for DPO) and the σ logits, per term, for accuracy and saturation;
+    # the implicit reward margins (−β·margin: the winner's reward minus the loser's); and
+    # the per-pair errors behind them (``model_w``, ``model_l``, DPO's ``ref_w``, ``ref_l``).
     margins: dict | None = None
     logits: dict | None = None
+    reward_margins: dict | None = None
+    errors: dict | None = None
 
 
 def _repeat_text(text: TextConditioning, times: int) -> TextConditioning:
@@ -76,7 +82,8 @@ def _repeat_text(text: TextConditioning, times: int) -> TextConditioning:
 
 
 def _crop_window(latents: torch.Tensor, side_fraction: float, generator: torch.Generator):
-    """A random (y, x, height, width) latent window, or None for the exact (uncropped) term."""
+    """A random (y, x, height, width) latent window, or None for the exact (uncropped) term
+    (one for the whole global batch: ``generator`` is the shared one, alike on every process)."""
     if side_fraction >= 1:
         return None
     height, width = latents.shape[-2:]
@@ -111,19 +118,20 @@ class _Noised:
     z_t: torch.Tensor  # √ᾱ·z + √(1−ᾱ)·ε, [N, C, h, w]
 
 
-def _noise(models: StepModels, settings: StepSettings, pixels, generator, paired: bool) -> _Noised:
+def _noise(models: StepModels, settings: StepSettings, pixels, draws: StepDraws, paired: bool) -> _Noised:
     """Encode the images and noise them; a pair's loser shares its winner's timestep, and
-    its noise unless ``share_noise`` is off, so the pair differs only in the image."""
+    its noise unless ``share_noise`` is off, so the pair differs only in the image. Each
+    pair's (or image's) draws come from its own generator: winner's posterior sample, then
+    the loser's, the noise (the loser's own next, when not shared), the timestep."""
     device = pixels.device
+    per_image = draws.examples * (2 if paired else 1)
     with torch.no_grad(), _full_precision(device):
-        latents = vae_encode(models.vae, pixels, generator=generator).float()
-    n = latents.shape[0]
-    b = n // 2 if paired else n
-    shape = latents.shape[1:]
-    noise = torch.randn((b, *shape), generator=generator).to(device)
-    timesteps = torch.randint(0, len(models.alphas_cumprod), (b,), generator=generator).to(device)
+        latents = vae_encode(models.vae, pixels, generator=per_image).float()
+    shape = tuple(latents.shape[1:])
+    noise = draws.normal(shape).to(device)
+    other = noise if settings.share_noise or not paired else draws.normal(shape).to(device)
+    timesteps = draws.integers(len(models.alphas_cumprod)).to(device)
     if paired:
-        other = noise if settings.share_noise else torch.randn((b, *shape), generator=generator).to(device)
         noise, timesteps = torch.cat([noise, other]), timesteps.repeat(2)
     alpha_bar = models.alphas_cumprod.to(device)[timesteps].float()
     a = alpha_bar.reshape(-1, 1, 1, 1)
@@ -131,7 +139,7 @@ def _noise(models: StepModels, settings: StepSettings, pixels, generator, paired
     return _Noised(latents, noise, timesteps, alpha_bar, z_t)
 
 
-def _pixel_term(models: StepModels, settings: StepSettings, noised: _Noised, generator):
+def _pixel_term(models: StepModels, settings: StepSettings, noised: _Noised, generator: torch.Generator):
     """The pixel error (eq. 2, or eq. 8) of a noise prediction, as a function; None when the
     loss space has no pixel term.
 
@@ -180,22 +188,30 @@ def _preference(settings: StepSettings, errors: dict, ref_errors: dict | None) -
 
     ``errors`` hold winners then losers, ``[2B]`` each.
     """
-    parts, margins, logits = {}, {}, {}
+    parts, margins, logits, rewards, seen = {}, {}, {}, {}, {}
     for key, err in errors.items():
         beta = settings.beta if key == "latent" else settings.pixel_beta
         err_w, err_l = err.chunk(2)
+        seen[key] = {"model_w": err_w.detach(), "model_l": err_l.detach()}
         if settings.method == "dpo":
             ref_w, ref_l = ref_errors[key].chunk(2)
             per_pair = dpo_loss(err_w, err_l, ref_w, ref_l, beta)
             margins[key] = ((err_w - ref_w) - (err_l - ref_l)).detach()
-            logits[key] = -beta * margins[key]
+            seen[key].update(ref_w=ref_w.detach(), ref_l=ref_l.detach())
         else:
             per_pair = simpo_loss(err_w, err_l, beta, settings.gamma)
             margins[key] = (err_w - err_l).detach()
-            logits[key] = -beta * margins[key] - settings.gamma
+        rewards[key] = -beta * margins[key]
+        logits[key] = rewards[key] - (settings.gamma if settings.method == "simpo" else 0.0)
         parts[key] = per_pair.mean()
     return StepLoss(
-        _combine(parts, settings.pixel_weight), parts.get("latent"), parts.get("pixel"), margins, logits
+        _combine(parts, settings.pixel_weight),
+        parts.get("latent"),
+        parts.get("pixel"),
+        margins,
+        logits,
+        rewards,
+        seen,
     )
 
 
@@ -204,7 +220,7 @@ def step_loss(
     settings: StepSettings,
     pixels: torch.Tensor,
     text: TextConditioning,
-    generator: torch.Generator,
+    draws: StepDraws,
     paired: bool,
 ) -> StepLoss:
     """The loss of one micro-batch: eq. 3 (SFT), or eq. 4 / eq. 7 (DPO / SimPO).
@@ -214,11 +230,11 @@ def step_loss(
     decoder runs once without gradient on the target, once with gradient on the model's
     prediction and, for DPO, once without gradient on the reference's.
     """
-    noised = _noise(models, settings, pixels, generator, paired)
+    noised = _noise(models, settings, pixels, draws, paired)
     text_all = _repeat_text(text, 2 if paired else 1)
     z_t = noised.z_t.to(_dtype(models.denoiser))
     eps = noise_pred(models, models.denoiser, z_t, noised.timesteps, text_all, noised.alpha_bar)
-    pixel = _pixel_term(models, settings, noised, generator)
+    pixel = _pixel_term(models, settings, noised, draws.shared)
     errors = _errors(settings, eps, noised.noise, pixel)
     if settings.method == "sft":
         parts = {k: e.mean() for k, e in errors.items()}

@@ -38,6 +38,7 @@ NEGATIVE = "{name} must not be negative, got {value!r}"
 BELOW_MINIMUM = "{name} must be at least {minimum:g}, got {value!r}"
 OUT_OF_RANGE = "{name} must be in {interval}, got {value!r}"
 TOO_LARGE = "{name} must be at most {cap}, got {value!r}"
+STEPS_OR_EPOCHS = "give max_steps or epochs, not both"
 SFT_TAKES_NO_BETA = "beta, pixel_beta and gamma apply to dpo/simpo, not sft"
 GAMMA_IS_SIMPOS = "gamma is SimPO's margin; dpo does not take one"
 
@@ -53,6 +54,9 @@ MAX_BATCH = 1024
 MAX_SIDE = 4096  # pixels
 MAX_RANK = 1024
 MAX_WORKERS = 256
+MAX_VALIDATION_PROMPTS = 16
+DEFAULT_MAX_STEPS = 100  # when neither max_steps nor epochs is given
+VALIDATION_RENDERS = 10  # a run's validation renders when validation_every is not given
 
 
 class OptionError(ValueError):
@@ -249,7 +253,25 @@ TRAIN_OPTIONS = _by_name(
         below=1,
     ),
     Option("share_noise", bool, True, "winner and loser get the same noise (they always share the timestep)"),
-    Option("max_steps", int, 100, "optimizer steps to run", above=0, cap=MAX_STEPS),
+    Option(
+        "max_steps",
+        int,
+        None,
+        "optimizer steps to run (or give epochs)",
+        above=0,
+        cap=MAX_STEPS,
+        derived_default=f"{DEFAULT_MAX_STEPS}, or what epochs implies",
+    ),
+    Option(
+        "epochs",
+        int,
+        None,
+        "passes over the training data instead of max_steps: the steps follow from the data's "
+        "size, the batch and the processes (paper: 100 for preference tuning, 140 for SFT)",
+        above=0,
+        cap=MAX_STEPS,
+        derived_default="none (max_steps decides)",
+    ),
     Option(
         "batch_size",
         int,
@@ -356,6 +378,41 @@ TRAIN_OPTIONS = _by_name(
         cap=MAX_WORKERS,
     ),
     Option(
+        "validation_every",
+        int,
+        None,
+        "render the validation prompts with fixed seeds every K steps, and at the start and "
+        "the end (0 = never)",
+        label="Validation samples every",
+        minimum=0,
+        cap=MAX_STEPS,
+        derived_default="about ten times a run",
+    ),
+    Option(
+        "validation_prompts",
+        int,
+        4,
+        f"how many prompts a validation render shows (at most {MAX_VALIDATION_PROMPTS})",
+        minimum=1,
+        maximum=MAX_VALIDATION_PROMPTS,
+    ),
+    Option(
+        "validation_steps",
+        int,
+        20,
+        "DDIM steps of a validation render (at most 1000)",
+        label="Validation DDIM steps",
+        minimum=1,
+        maximum=1000,
+    ),
+    Option(
+        "verify_replicas",
+        bool,
+        False,
+        "under several processes, compare every process's trained weights after each step "
+        "(their digests go to metrics.jsonl) and stop if they differ",
+    ),
+    Option(
         "tensorboard",
         bool,
         False,
@@ -396,7 +453,10 @@ def train_options_validate(values: dict, family: str | None = None) -> dict:
 
     Returns:
         Every training option's value: the given ones, the declared defaults, β and the
-        pixel term's β by method, LoRA alpha from the rank.
+        pixel term's β by method, LoRA alpha from the rank, ``max_steps`` at its default
+        when neither it nor ``epochs`` is given. With ``epochs``, ``max_steps`` (and an
+        unset ``validation_every``) stay ``None``: the trainer fills them once it knows
+        the data's size (:func:`steps_for_epochs`).
 
     Raises:
         OptionError: an unknown option, a value out of its type, choices or bounds, or a
@@ -414,6 +474,10 @@ def train_options_validate(values: dict, family: str | None = None) -> dict:
             resolved["beta"] = TRAIN_OPTIONS["beta"].per_method[method]
         if resolved["pixel_beta"] is None:
             resolved["pixel_beta"] = resolved["beta"]
+    if resolved["max_steps"] is not None and resolved["epochs"] is not None:
+        raise OptionError(STEPS_OR_EPOCHS, "epochs")
+    if resolved["max_steps"] is None and resolved["epochs"] is None:
+        resolved["max_steps"] = DEFAULT_MAX_STEPS
     if resolved["lora_rank"] and resolved["lora_alpha"] is None:
         resolved["lora_alpha"] = float(resolved["lora_rank"])
     _fill_per_family(TRAIN_OPTIONS, resolved, family)
@@ -446,6 +510,19 @@ GENERATE_OPTIONS = _by_name(
     ),
     Option("batch_size", int, 5, "images per pipeline call", minimum=1, cap=MAX_BATCH),
 )
+
+
+def steps_for_epochs(epochs: int, examples: int, global_batch: int) -> int:
+    """The optimizer steps ``epochs`` passes over ``examples`` take at ``global_batch``
+    examples a step (per-process batch × accumulation × processes; a last partial batch
+    counts as a step, as the data loader yields it)."""
+    return epochs * max(1, math.ceil(examples / global_batch))
+
+
+def validation_interval(every: int | None, max_steps: int) -> int:
+    """Steps between validation renders: ``every`` where given (0 = never), else about
+    :data:`VALIDATION_RENDERS` renders a run."""
+    return every if every is not None else max(1, max_steps // VALIDATION_RENDERS)
 
 
 def generate_options_validate(values: dict, family: str | None = None) -> dict:

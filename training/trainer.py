@@ -24,19 +24,21 @@ such a step and lowers its scale, as mixed precision expects.)
 """
 
 import copy
+import hashlib
 import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
-from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, gather_object
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
@@ -45,18 +47,25 @@ from tqdm.auto import tqdm
 from training.checkpoints import check_resumable, checkpoints_in, find_checkpoint, read_state, write_state
 from training.config import ConfigError, TrainConfig, resolved
 from training.data import CaptionedImages, PreferencePairs, data_fingerprint
+from training.data_tables import ROW_GROUPS_CACHED
 from training.losses import implicit_accuracy
 from training.models import denoiser_of, resolution_multiple, text_conditioning, vae_scale_factor
 from training.objective import StepModels, StepSettings, noise_pred, saturated_share, step_loss
+from training.options import MAX_STEPS, steps_for_epochs, validation_interval
 from training.pipelines import DENOISER_PART, pipeline_family
 from training.precision import load_for_training, part_dtypes, place
 from training.prediction import check_prediction_type
-from training.sampling import EpochPermutation, drop_captions, flip_together, step_generator
+from training.sampling import EpochPermutation, drop_captions, flip_together, step_draws
+from training.validation import images_array, render_validation, save_validation, validation_plan
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TRAINING_RECORD = "evalhub_training.json"
 
 DIVERGED = "{what} at step {step}; stopped, {keep}"
+REPLICAS_DIFFER = "the processes hold different weights after step {step} (digests {digests}); stopped"
+TOO_MANY_STEPS = (
+    "{epochs} epochs of {examples} examples at {per_step} a step take {steps} steps, more than {cap}"
+)
 RESOLUTION_MISFIT = (
     "resolution {resolution} does not fit this {family} model: it must be a multiple of {multiple} "
     "(the VAE's downscaling times the {part})"
@@ -117,8 +126,12 @@ class _Run:
         dataset_cls = PreferencePairs if self.paired else CaptionedImages
         self.denoiser = denoiser_of(self.pipeline)
         self.resolution = self._resolution()
-        self.dataset = dataset_cls(config.data, self.resolution)
-        self.data_hash = data_fingerprint(config.data)
+        self.dataset = dataset_cls(config.data, self.resolution, split=config.data_split)
+        self.data_hash = data_fingerprint(config.data, split=config.data_split)
+        self.max_steps, self.batches_per_epoch = self._run_length()
+        self.validation = validation_plan(
+            config, self.dataset, self.family, validation_interval(config.validation_every, self.max_steps)
+        )
         self._prepare_models()
         self._prepare_optimization()
 
@@ -138,6 +151,23 @@ class _Run:
                 )
             )
         return self.config.resolution
+
+    def _run_length(self) -> tuple[int, int]:
+        """The run's optimizer steps (``max_steps``, or what ``epochs`` imply for this data,
+        batch and number of processes) and each process's batches an epoch."""
+        c, processes = self.config, self.accelerator.num_processes
+        batches = max(1, math.ceil(len(self.dataset) / (c.batch_size * processes)))
+        if c.epochs is None:
+            return c.max_steps, batches
+        steps = steps_for_epochs(c.epochs, batches, c.gradient_accumulation_steps)
+        if steps > MAX_STEPS:
+            per_step = c.batch_size * c.gradient_accumulation_steps * processes
+            raise ConfigError(
+                TOO_MANY_STEPS.format(
+                    epochs=c.epochs, examples=len(self.dataset), per_step=per_step, steps=steps, cap=MAX_STEPS
+                )
+            )
+        return steps, batches
 
     def _prepare_models(self):
         c, acc, pipe, dtypes = self.config, self.accelerator, self.pipeline, self.dtypes
@@ -203,7 +233,9 @@ class _Run:
         c, acc = self.config, self.accelerator
         self.params = [p for p in self.denoiser.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(self.params, lr=c.learning_rate, weight_decay=c.weight_decay)
-        self.sampler = EpochPermutation(len(self.dataset), c.seed)
+        self.sampler = EpochPermutation(
+            len(self.dataset), c.seed, blocks=self.dataset.blocks, max_blocks=ROW_GROUPS_CACHED
+        )
         loader = DataLoader(
             self.dataset,
             batch_size=c.batch_size,
@@ -218,7 +250,7 @@ class _Run:
             schedule_name,
             optimizer=optimizer,
             num_warmup_steps=c.lr_warmup_steps * acc.num_processes,
-            num_training_steps=c.max_steps * acc.num_processes,
+            num_training_steps=self.max_steps * acc.num_processes,
         )
         denoiser, self.optimizer, self.loader, self.lr_schedule = acc.prepare(
             self.denoiser, optimizer, loader, lr_schedule
@@ -235,19 +267,22 @@ class _Run:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self) -> TrainResult:
-        """Train from step 0 (or the resumed step) to ``max_steps``, then save the final model."""
+        """Train from step 0 (or the resumed step) to the run's last step, then save the final model."""
         c, acc = self.config, self.accelerator
         start = self._resume() if c.resume else 0
         self.metrics_file = self._open_metrics(start)
         if c.tensorboard:
             acc.init_trackers("evalhub", config={k: v for k, v in c.to_dict().items() if v is not None})
+        self._announce(start)
+        if start == 0:
+            self._validate(0)
         progress = tqdm(
-            total=c.max_steps, initial=start, disable=not acc.is_local_main_process, desc=c.method
+            total=self.max_steps, initial=start, disable=not acc.is_local_main_process, desc=c.method
         )
         batches = self._batches(start)
         step, last, window, micro, started = start, {}, [], 0, time.perf_counter()
         try:
-            while step < c.max_steps:
+            while step < self.max_steps:
                 epoch, batch = next(batches)
                 loss, grad_norm = self._micro_step(batch, step, micro)
                 window.append(loss)
@@ -300,17 +335,20 @@ class _Run:
     def _loss(self, batch: dict, step: int, micro: int):
         """The step loss of one micro-batch; a non-finite loss stops the run."""
         c, acc = self.config, self.accelerator
-        generator = step_generator(c.seed, step, micro, acc.process_index)
-        captions = drop_captions(list(batch["caption"]), c.empty_prompt_prob, generator)
+        count = len(batch["caption"])
+        # Process p holds places p·B … of the micro-step's global batch (accelerate deals
+        # whole batches round-robin), so the draws follow the example, not the process.
+        draws = step_draws(c.seed, step, micro, acc.process_index * c.batch_size, count)
+        captions = drop_captions(list(batch["caption"]), c.empty_prompt_prob, draws)
         if self.paired:
             pixels = torch.cat([batch["winner"], batch["loser"]])
         else:
             pixels = batch["image"]
         if c.random_flip:
-            pixels = flip_together(pixels, torch.rand(len(captions), generator=generator) < 0.5)
+            pixels = flip_together(pixels, draws.uniform() < 0.5)
         text = text_conditioning(self.pipeline, captions, acc.device)
         with acc.autocast():
-            loss = step_loss(self.models, self.settings, pixels.to(acc.device), text, generator, self.paired)
+            loss = step_loss(self.models, self.settings, pixels.to(acc.device), text, draws, self.paired)
         if not self._all_finite(loss.total):
             self._diverged(step + 1, f"loss became {loss.total.item()}")
         return loss
@@ -331,8 +369,13 @@ class _Run:
         if self.ema is not None:
             self.ema.step(self.params)
         samples = len(window) * c.batch_size * acc.num_processes
-        record = self._log(step, epoch, window, grad_norm, samples / elapsed)
-        if c.checkpoint_every and step % c.checkpoint_every == 0 and step < c.max_steps:
+        digests = self._replica_digests() if c.verify_replicas else None
+        record = self._log(step, epoch, window, grad_norm, samples / elapsed, digests)
+        if digests is not None and len(set(digests)) > 1:
+            raise TrainingDiverged(REPLICAS_DIFFER.format(step=step, digests=", ".join(digests)))
+        if self.validation.due(step, self.max_steps):
+            self._validate(step)
+        if c.checkpoint_every and step % c.checkpoint_every == 0 and step < self.max_steps:
             self._save_checkpoint(step)
         if self.should_stop is not None and self.should_stop():
             self._save_checkpoint(step)
@@ -362,11 +405,14 @@ class _Run:
 
     # -- records --------------------------------------------------------------------------
 
-    def _log(self, step, epoch, window, grad_norm, samples_per_s) -> dict:
+    def _log(self, step, epoch, window, grad_norm, samples_per_s, digests=None) -> dict:
         acc = self.accelerator
 
         def mean(values):
             return acc.reduce(torch.stack(values).detach().float(), reduction="mean").mean().item()
+
+        def gathered(values):
+            return acc.gather(torch.cat(values))
 
         record = {"step": step, "epoch": epoch, "loss": mean([w.total for w in window])}
         for part in ("latent", "pixel"):
@@ -374,22 +420,123 @@ class _Run:
                 record[f"{part}_loss"] = mean([getattr(w, part) for w in window])
         if window[0].margins:
             for part in window[0].margins:
-                margins = acc.gather(torch.cat([w.margins[part] for w in window]))
-                logits = acc.gather(torch.cat([w.logits[part] for w in window]))
+                margins = gathered([w.margins[part] for w in window])
+                logits = gathered([w.logits[part] for w in window])
                 record[f"implicit_acc_{part}"] = implicit_accuracy(margins).item()
                 record[f"saturated_{part}"] = saturated_share(logits).item()
             first = "latent" if "latent" in window[0].margins else "pixel"
             record["implicit_acc"] = record[f"implicit_acc_{first}"]
+            record.update(self._preference_metrics(window, first, gathered))
         record["lr"] = self.lr_schedule.get_last_lr()[0]
         if grad_norm is not None:
             record["grad_norm"] = float(grad_norm)
         record["samples_per_s"] = samples_per_s
+        if digests is not None:
+            record["weight_digests"] = digests
         if acc.is_main_process:
             self.metrics_file.write(json.dumps(record) + "\n")
             self.metrics_file.flush()
         if self.config.tensorboard:
             acc.log({k: v for k, v in record.items() if k != "step"}, step=step)
         return record
+
+    @staticmethod
+    def _preference_metrics(window, first: str, gathered) -> dict:
+        """The errors behind a preference loss, as diffusers' DPO example logs them: the
+        model's (and DPO's reference's) mean error on winners and on losers, and the mean
+        implicit reward margin, per term; ``raw_model_loss``, ``raw_ref_loss`` and
+        ``reward_margin`` for the first term."""
+        record = {}
+        for part in window[0].errors:
+            for name in window[0].errors[part]:  # model_w, model_l, and for DPO ref_w, ref_l
+                who, side = name.split("_")
+                record[f"{who}_err_{side}_{part}"] = (
+                    gathered([w.errors[part][name] for w in window]).mean().item()
+                )
+            record[f"reward_margin_{part}"] = gathered([w.reward_margins[part] for w in window]).mean().item()
+        record["raw_model_loss"] = 0.5 * (record[f"model_err_w_{first}"] + record[f"model_err_l_{first}"])
+        if f"ref_err_w_{first}" in record:
+            record["raw_ref_loss"] = 0.5 * (record[f"ref_err_w_{first}"] + record[f"ref_err_l_{first}"])
+        record["reward_margin"] = record[f"reward_margin_{first}"]
+        return record
+
+    def _announce(self, start: int) -> None:
+        """Say what the run trains on and for how long: printed, and the first line of
+        ``metrics.jsonl`` (the web app's job page reads its total steps from there)."""
+        c, acc = self.config, self.accelerator
+        counts = self.dataset.counts
+        per_step = c.batch_size * c.gradient_accumulation_steps * acc.num_processes
+        unit = "pair" if self.paired else "image"
+        epochs = self.max_steps * c.gradient_accumulation_steps / self.batches_per_epoch
+        length = _counted(self.max_steps, "step") + (
+            f" = {_counted(c.epochs, 'epoch')}"
+            if c.epochs is not None
+            else f", {epochs:.3g} epoch{'' if epochs == 1 else 's'}"
+        )
+        message = (
+            f"{counts.summary()}; {_counted(per_step, unit)} a step (batch {c.batch_size} × accumulation "
+            f"{c.gradient_accumulation_steps} × {_counted(acc.num_processes, 'process')}); {length}"
+        )
+        event = {
+            "event": "start",
+            "step": start,
+            "examples": counts.kept,
+            "rows": counts.rows,
+            "ties": counts.ties,
+            "unlabelled": counts.unlabelled,
+            "data": self.dataset.describe(),
+            "epochs": c.epochs,
+            "steps_per_epoch": self.batches_per_epoch / c.gradient_accumulation_steps,
+            "max_steps": self.max_steps,
+            "global_batch": per_step,
+            "processes": acc.num_processes,
+            "message": message,
+        }
+        if acc.is_main_process:
+            print(f"{event['data']}\n{message}", file=sys.stderr)
+            self._write_event(event)
+
+    def _write_event(self, event: dict) -> None:
+        self.metrics_file.write(json.dumps(event) + "\n")
+        self.metrics_file.flush()
+
+    def _validate(self, step: int) -> None:
+        """Render the validation prompts as the model stands after ``step`` (with EMA, in
+        its averaged weights) on the main process; the others wait."""
+        acc, plan = self.accelerator, self.validation
+        if not plan.every:
+            return
+        if acc.is_main_process:
+            if step == 0:
+                plan.write(self.out)
+            if self.ema is not None:
+                self.ema.store(self.params)
+                self.ema.copy_to(self.params)
+            try:
+                images = render_validation(self.pipeline, self.family, plan, self.resolution, acc.autocast())
+            finally:
+                if self.ema is not None:
+                    self.ema.restore(self.params)
+            folder = save_validation(self.out, step, images)
+            self._write_event(
+                {
+                    "event": "samples",
+                    "step": step,
+                    "folder": folder.relative_to(self.out).as_posix(),
+                    "images": len(images),
+                }
+            )
+            if self.config.tensorboard:
+                tracker = acc.get_tracker("tensorboard", unwrap=True)
+                tracker.add_images("validation", images_array(images), step, dataformats="NHWC")
+        acc.wait_for_everyone()
+
+    def _replica_digests(self) -> list[str]:
+        """Each process's digest of its trained weights (sha256 of their bytes), in process order."""
+        digest = hashlib.sha256()
+        for param in self.params:
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+        return gather_object([digest.hexdigest()[:16]])
 
     def _open_metrics(self, start: int):
         path = self.out / "metrics.jsonl"
@@ -459,16 +606,22 @@ class _Run:
             shutil.rmtree(final)
         shutil.copytree(self.config.model, final, ignore=shutil.ignore_patterns(subfolder))
         denoiser.save_pretrained(final / subfolder)
+        counts = self.dataset.counts
         record = {
             "config": self.config.to_dict(),
             "family": self.family,
             "base_model": str(Path(self.config.model).resolve()),
             "data_hash": self.data_hash,
+            "data": {"source": self.dataset.describe(), **asdict(counts)},
             "steps": step,
             "final_metrics": metrics,
         }
         (final / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
         return final
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("s") else "s")
 
 
 def _lora_config(c: TrainConfig):

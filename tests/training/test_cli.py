@@ -79,6 +79,8 @@ def test_tiny_then_train_through_python_dash_m(pairs_folder, tmp_path):
             "sft",
             "--loss-space",
             "latent",
+            "--validation-steps",
+            "2",
         ],
         cwd=REPO,
         capture_output=True,
@@ -87,6 +89,16 @@ def test_tiny_then_train_through_python_dash_m(pairs_folder, tmp_path):
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 1 and Path(summary["final_model"], "unet").is_dir()
+    # By default a run says what it trains on and renders its validation prompts at the
+    # start and the end.
+    assert "kept 4 of 4 pairs" in trained.stderr and "1 step, " in trained.stderr
+    for step in (0, 1):
+        assert sorted(p.name for p in (tmp_path / f"run/samples/step-00000{step}").iterdir()) == [
+            "00.png",
+            "01.png",
+            "02.png",
+            "03.png",
+        ]
 
 
 def test_an_invalid_option_exits_2_with_the_reason(capsys):

@@ -11,7 +11,16 @@ import torch
 from PIL import Image
 
 from tests.training.conftest import write_image
-from training.data import CaptionedImages, DataError, PreferencePairs, data_fingerprint, image_tensor
+from training.data import (
+    NO_PAIRS,
+    CaptionedImages,
+    DataCounts,
+    DataError,
+    ImageCounts,
+    PreferencePairs,
+    data_fingerprint,
+    image_tensor,
+)
 
 
 def png_bytes(color, size=(40, 30)) -> bytes:
@@ -35,6 +44,8 @@ def test_image_tensor_resizes_the_short_side_and_center_crops(tmp_path):
 def test_export_folder_gives_winner_and_loser(pairs_folder):
     data = PreferencePairs(pairs_folder, 32)
     assert len(data) == 4
+    assert data.counts.summary() == "kept 4 of 4 pairs" and data.blocks is None
+    assert data.describe() == f"EvalHub export {pairs_folder} (pairs.jsonl)"
     item = data[1]
     assert item["caption"] == "a shape 1"
     assert item["winner"].shape == item["loser"].shape == (3, 32, 32)
@@ -55,7 +66,10 @@ def test_pick_a_pic_parquet_skips_ties_and_unlabelled_rows(tmp_path):
     )
     pq.write_table(table, tmp_path / "pairs.parquet", row_group_size=2)
     data = PreferencePairs(tmp_path / "pairs.parquet", 8)
-    assert [row.caption for row in data.rows] == ["first wins", "second wins"]
+    assert data.captions == ["first wins", "second wins"]
+    assert data.counts.summary() == "kept 2 of 4 pairs: 1 tie, 1 unlabelled"
+    assert data.blocks == [1, 1]  # one kept row in each row group
+    assert data.describe() == f"Parquet file {tmp_path / 'pairs.parquet'} (4 rows)"
     first, second = data[0], data[1]
     assert first["winner"][:, 0, 0].tolist() == [1.0, -1.0, -1.0]  # red
     assert first["loser"][:, 0, 0].tolist() == [-1.0, -1.0, 1.0]  # blue
@@ -88,7 +102,9 @@ def test_pick_a_pic_parquet_skips_rows_missing_a_label(tmp_path):
     )
     pq.write_table(table, tmp_path / "pairs.parquet")
     data = PreferencePairs(tmp_path / "pairs.parquet", 8)
-    assert [(row.caption, row.winner_column) for row in data.rows] == [("decided", 1)]
+    assert data.captions == ["decided"]
+    assert data.counts == DataCounts(rows=4, kept=1, ties=0, unlabelled=3)
+    assert torch.equal(data[0]["winner"], image_tensor(blue, 8))
 
 
 def test_parquet_without_the_pick_a_pic_columns_is_refused(tmp_path):
@@ -101,8 +117,26 @@ def test_all_tied_data_is_refused(tmp_path):
     img = png_bytes((1, 2, 3))
     table = pa.table({"caption": ["t"], "jpg_0": [img], "jpg_1": [img], "label_0": [0.5], "label_1": [0.5]})
     pq.write_table(table, tmp_path / "ties.parquet")
-    with pytest.raises(DataError, match="no decided preference pair"):
+    message = NO_PAIRS.format(
+        where=f"Parquet file {tmp_path / 'ties.parquet'}", summary="kept 0 of 1 pairs: 1 tie"
+    )
+    with pytest.raises(DataError) as error:
         PreferencePairs(tmp_path / "ties.parquet", 8)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("counts", "summary"),
+    [
+        (DataCounts(64, 56, 6, 2), "kept 56 of 64 pairs: 6 ties, 2 unlabelled"),
+        (DataCounts(64, 64, 0, 0), "kept 64 of 64 pairs"),
+        (DataCounts(5, 4, 0, 1), "kept 4 of 5 pairs: 1 unlabelled"),
+        (DataCounts(5, 4, 1, 0), "kept 4 of 5 pairs: 1 tie"),
+        (ImageCounts(10, 10), "kept 10 of 10 images"),
+    ],
+)
+def test_counts_name_only_the_reasons_that_occurred(counts, summary):
+    assert counts.summary() == summary
 
 
 def test_a_missing_image_names_its_line(tmp_path):
@@ -123,6 +157,8 @@ def test_a_missing_image_names_its_line(tmp_path):
 def test_sft_from_metadata_and_from_pair_winners(sft_folder, pairs_folder):
     images = CaptionedImages(sft_folder, 16)
     assert len(images) == 3 and images[2]["caption"] == "picture 2"
+    assert images.counts.summary() == "kept 3 of 3 images" and images.blocks is None
+    assert images.describe() == f"image folder {sft_folder} (metadata.jsonl)"
     assert images[0]["image"].shape == (3, 16, 16)
     winners = CaptionedImages(pairs_folder, 16)
     assert len(winners) == 4

@@ -15,7 +15,11 @@ from training.trainer import train
 def trained_dit(tiny_models, pairs_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     config = TrainConfig(
-        model=str(tiny_models["dit"]), data=str(pairs_folder), output_dir=str(out), max_steps=1
+        model=str(tiny_models["dit"]),
+        data=str(pairs_folder),
+        output_dir=str(out),
+        max_steps=1,
+        validation_every=0,
     )
     return train(config).final_model
 

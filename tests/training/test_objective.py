@@ -10,7 +10,7 @@ from training.data import PreferencePairs
 from training.losses import latent_error
 from training.models import denoiser_of, load_pipeline, text_conditioning
 from training.objective import StepModels, StepSettings, noise_pred, step_loss
-from training.trainer import step_generator
+from training.sampling import step_draws
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,12 @@ def test_the_target_images_are_decoded_once_per_step(unet_step, method, expected
     hook = pipe.vae.decoder.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
     try:
         loss = step_loss(
-            step_models(pipe, method), settings(method), pixels, text, step_generator(0, 0, 0, 0), True
+            step_models(pipe, method),
+            settings(method),
+            pixels,
+            text,
+            step_draws(0, 0, 0, 0, len(text.embeds)),
+            True,
         )
     finally:
         hook.remove()
@@ -90,7 +95,7 @@ def drawn(pipe, pixels, text, monkeypatch, **options):
             settings("simpo", loss_space="latent", **options),
             pixels,
             text,
-            step_generator(0, 0, 0, 0),
+            step_draws(0, 0, 0, 0, len(text.embeds)),
             True,
         )
     finally:
@@ -111,3 +116,27 @@ def test_share_noise_off_draws_the_losers_own_noise(unet_step, monkeypatch):
     (noise_w, noise_l), (t_w, t_l) = drawn(*unet_step, monkeypatch, share_noise=False)
     assert torch.equal(t_w, t_l)
     assert not torch.equal(noise_w, noise_l)
+
+
+@pytest.mark.parametrize("crop", [1.0, 0.5])
+def test_a_batch_split_in_two_draws_and_loses_what_the_whole_batch_does(unet_step, crop):
+    """Two processes of one pair each draw what one process of two pairs draws (each pair
+    from its place in the global batch, the crop window from the shared generator), so
+    their mean loss and their errors per pair are the whole batch's."""
+    pipe, pixels, text = unet_step
+    models, chosen = step_models(pipe, "dpo"), settings("dpo", pixel_crop=crop, share_noise=False)
+    whole = step_loss(models, chosen, pixels, text, step_draws(3, 5, 0, 0, 2), True)
+    halves = []
+    for place in (0, 1):
+        part = torch.stack([pixels[place], pixels[2 + place]])
+        text_part = type(text)(
+            text.embeds[place : place + 1], None if text.mask is None else text.mask[place : place + 1]
+        )
+        halves.append(step_loss(models, chosen, part, text_part, step_draws(3, 5, 0, place, 1), True))
+    for term in ("latent", "pixel"):
+        for name in ("model_w", "model_l", "ref_w", "ref_l"):
+            split = torch.cat([h.errors[term][name] for h in halves])
+            torch.testing.assert_close(split, whole.errors[term][name], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        torch.stack([h.total for h in halves]).mean(), whole.total, rtol=1e-5, atol=1e-7
+    )

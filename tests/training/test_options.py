@@ -79,7 +79,7 @@ def test_defaults_that_depend_on_the_model_or_method_are_resolved():
         ({"colour": "red"}, UNKNOWN_OPTIONS.format(names="colour")),
         ({"max_steps": "3"}, WRONG_TYPE.format(name="max_steps", kind="a whole number", value="3")),
         ({"max_steps": True}, WRONG_TYPE.format(name="max_steps", kind="a whole number", value=True)),
-        ({"max_steps": None}, WRONG_TYPE.format(name="max_steps", kind="a whole number", value=None)),
+        ({"batch_size": None}, WRONG_TYPE.format(name="batch_size", kind="a whole number", value=None)),
         (
             {"learning_rate": float("nan")},
             WRONG_TYPE.format(name="learning_rate", kind="a finite number", value=float("nan")),

@@ -31,7 +31,13 @@ def trained_pipeline(model, data, out, monkeypatch, **options):
 
     monkeypatch.setattr(training.trainer, "text_conditioning", spy)
     config = TrainConfig(
-        model=str(model), data=str(data), output_dir=str(out), max_steps=1, batch_size=2, **options
+        model=str(model),
+        data=str(data),
+        output_dir=str(out),
+        max_steps=1,
+        batch_size=2,
+        validation_every=0,
+        **options,
     )
     return train(config), seen["pipeline"]
 
