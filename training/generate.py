@@ -117,16 +117,24 @@ def render_images(
     steps: int,
     guidance: float,
     resolution: int | None = None,
-) -> list:
+    output_type: str = "pil",
+):
     """One image per prompt, image i from a CPU generator seeded ``seeds[i]`` (so an image
-    depends on its seed alone, not on the batch it is drawn in); PIL images. The pipeline's
-    own scheduler runs (:func:`generate` sets DDIM)."""
+    depends on its seed alone, not on the batch it is drawn in); PIL images, or the final
+    latents with ``output_type="latent"``. The pipeline's own scheduler runs
+    (:func:`generate` sets DDIM)."""
     generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
     # PixArt would snap the size to its aspect-ratio bins (256² for a tiny model); keep what was asked.
     extra = {"clean_caption": False, "use_resolution_binning": False} if family == "dit" else {}
     size = {"height": resolution, "width": resolution} if resolution else {}
     return pipeline(
-        prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators, **size, **extra
+        prompts,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=generators,
+        output_type=output_type,
+        **size,
+        **extra,
     ).images
 
 

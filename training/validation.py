@@ -23,6 +23,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from training.generate import default_guidance, read_prompts, render_images
+from training.models import denoiser_of, vae_decode
 
 SAMPLES_DIR = "samples"
 PROMPTS_FILE = "prompts.json"
@@ -89,17 +90,24 @@ def _first_captions(dataset, count: int) -> list[str]:
 @torch.no_grad()
 def render_validation(pipeline, family: str, plan: ValidationPlan, resolution: int, autocast) -> list:
     """The plan's prompts rendered by ``pipeline`` as it is now (its denoiser in eval mode
-    for the render, restored after), with DDIM in place of its training scheduler."""
-    scheduler, denoiser = pipeline.scheduler, getattr(pipeline, "unet", None) or pipeline.transformer
+    for the render, restored after), with DDIM in place of its training scheduler.
+
+    The denoising runs under the run's ``autocast`` (the frozen parts sit in the mixed
+    precision dtype); the VAE decodes outside it, in its own dtype, as in training: under
+    fp16 autocast its activations overflow."""
+    scheduler, denoiser = pipeline.scheduler, denoiser_of(pipeline)
     was_training = denoiser.training
     pipeline.scheduler = DDIMScheduler.from_config(scheduler.config)
     pipeline.set_progress_bar_config(disable=True)
     denoiser.eval()
     try:
         with autocast:
-            return render_images(
-                pipeline, family, plan.prompts, plan.seeds, plan.steps, plan.guidance, resolution
+            latents = render_images(
+                pipeline, family, plan.prompts, plan.seeds, plan.steps, plan.guidance, resolution, "latent"
             )
+        with torch.autocast(latents.device.type, enabled=False):
+            pixels = vae_decode(pipeline.vae, latents)  # the pipeline's latents are z·s, as training's
+        return pipeline.image_processor.postprocess(pixels.float(), output_type="pil")
     finally:
         pipeline.scheduler = scheduler
         denoiser.train(was_training)
