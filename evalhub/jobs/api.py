@@ -5,7 +5,7 @@ Each view validates its input, calls one service, and shapes the output with
 """
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -52,14 +52,39 @@ class JobSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+class SampleImageSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the prompt's place in prompts")
+    url = serializers.CharField(help_text="the image (PNG), for researchers")
+
+
+class SampleStepSerializer(serializers.Serializer):
+    step = serializers.IntegerField(help_text="0: before training")
+    images = SampleImageSerializer(many=True)
+
+
+class SamplesSerializer(serializers.Serializer):
+    prompts = serializers.ListField(
+        child=serializers.CharField(), help_text="the validation prompts, in order"
+    )
+    width = serializers.IntegerField(allow_null=True, help_text="the images' size in pixels")
+    height = serializers.IntegerField(allow_null=True)
+    steps = SampleStepSerializer(many=True, help_text="the rendered steps, newest first")
+
+
 class JobDetailSerializer(JobSerializer):
     metrics = serializers.SerializerMethodField()
+    samples = serializers.SerializerMethodField()
 
     class Meta(JobSerializer.Meta):
-        fields = JobSerializer.Meta.fields + ["metrics"]
+        fields = JobSerializer.Meta.fields + ["metrics", "samples"]
 
     def get_metrics(self, job) -> list[dict]:
         return selectors.job_metrics(job)
+
+    @extend_schema_field(SamplesSerializer(allow_null=True))
+    def get_samples(self, job) -> dict | None:
+        """The validation renders so far; null before the first."""
+        return selectors.job_samples(job)
 
 
 class JobListApi(JobsAPIView):

@@ -12,11 +12,14 @@ TRAINING_OPTIONS = {
         "pixel_weight",
         "beta",
         "max_steps",
+        "epochs",
         "batch_size",
         "learning_rate",
         "mixed_precision",
         "lora_rank",
         "seed",
+        "validation_every",
+        "validation_prompts",
     )
 }
 GENERATION_OPTIONS = {

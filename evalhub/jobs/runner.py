@@ -38,7 +38,7 @@ from evalhub.catalog.models import ModelVersion
 from evalhub.catalog.uploads import read_text_file
 from evalhub.jobs.comparisons import comparison_create, free_name
 from evalhub.jobs.folders import job_folder, sft_data_folder
-from evalhub.jobs.job_options import GENERATION_OPTIONS
+from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_since
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
@@ -55,6 +55,13 @@ STOPPING_NOT_RUNNING = "the job is {state} (not running any more); stopping"
 NOT_REGISTERED = "not registering the trained weights ({folder}): the job is {state}, not running"
 NAME_TAKEN_AT_REGISTRATION = "the model version name {wanted!r} was taken meanwhile; registered as {name!r}"
 TIME_LIMIT_REACHED = "stopped at the time limit (EVALHUB_JOB_TIME_LIMIT = {limit} s)"
+DATA_LINE = "data: {data}"
+SAMPLES_LINE = "validation samples at step {step}"
+TRAINING_LINE = "training {method} ({loss_space}) from {base}, {length}"
+
+VALIDATION_PROMPTS_FILE = "validation_prompts.txt"
+PROGRESS_MAX = 2**31 - 1  # the progress columns' range (PostgreSQL's integer)
+EVENT_TEXT_MAX = 500  # characters of an event's message or data the log keeps
 
 
 class JobNotRunning(Exception):
@@ -80,6 +87,7 @@ class JobMonitor:
         self.loss: float | None = None
         self._last_logged_step = 0
         self._metrics_offset = 0  # bytes of metrics.jsonl already logged
+        self._events_seen: set[tuple[str, int]] = set()  # a rewritten file logs none twice
         self._catch_up_lock = threading.Lock()  # the heartbeat and the run's end both catch up
         self._cancel = threading.Event()
         self._stop = threading.Event()
@@ -135,6 +143,7 @@ class JobMonitor:
 
         Every step, not only the one a beat happens to find last: a beat every few seconds
         read just the file's last line, so the log skipped the steps written between beats.
+        Event lines log what they say (:meth:`_event`).
         """
         with self._catch_up_lock:
             if self.metrics_path is None:
@@ -145,11 +154,34 @@ class JobMonitor:
             records, self._metrics_offset = metrics_since(self.metrics_path, self._metrics_offset)
             for record in records:
                 step, loss = record.get("step"), record.get("loss")
-                if not isinstance(step, int) or not isinstance(loss, int | float):
-                    continue  # an event line (diverged) or a foreign one
-                if step > self._last_logged_step:  # a resumed run rewrites the steps it keeps
+                if not isinstance(step, int):
+                    continue  # a foreign line
+                if "event" in record:
+                    self._event(record, step)
+                elif not isinstance(loss, int | float):
+                    continue
+                elif step > self._last_logged_step:  # a resumed run rewrites the steps it keeps
                     self.step, self.loss, self._last_logged_step = step, loss, step
                     self.log(f"step {step}/{self.total} loss {loss:.5g}")
+
+    def _event(self, record: dict, step: int) -> None:
+        """An event line of ``metrics.jsonl``, logged once even if a resumed run's rewrite
+        shows it again: ``start`` sets the total from its ``max_steps`` (which the data
+        decides under ``epochs``) and logs its ``data`` and ``message``; ``samples`` logs the
+        validation render. Others (``diverged``: the run's error says it) log nothing."""
+        event = record["event"]
+        if not isinstance(event, str) or (event, step) in self._events_seen:
+            return
+        self._events_seen.add((event, step))
+        if event == "start":
+            total = record.get("max_steps")
+            if isinstance(total, int) and not isinstance(total, bool) and 0 < total <= PROGRESS_MAX:
+                self.total = total
+            for key, line in (("data", DATA_LINE), ("message", "{message}")):
+                if isinstance(record.get(key), str):
+                    self.log(line.format(**{key: record[key][:EVENT_TEXT_MAX]}))
+        elif event == "samples":
+            self.log(SAMPLES_LINE.format(step=step))
 
     def beat(self) -> None:
         self.catch_up()
@@ -246,26 +278,60 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
 
     folder = job_folder(job)
     base = job.model_version
+    options = job.config["options"]
+    prompt_file = None
     if job.source_study is not None:
         export = preference_pairs_export(study=job.source_study, folder=folder / "data")
         data = export.folder
         monitor.log(
             f"exported {export.pairs} pairs of study {job.source_study.name!r} ({export.content_hash[:12]})"
         )
+        prompt_file = str(validation_prompts_write(job, count=options.get("validation_prompts")))
     else:
         # A set's name, checked again here: the worker reads nothing outside the sets' folder.
+        # Its validation renders draw the data's first captions (the trainer's default).
         data = sft_data_folder(job.config["sft_data"])
-    options = job.config["options"]
-    config = TrainConfig(model=base.weights_uri, data=str(data), output_dir=str(folder / "run"), **options)
-    job.config = {**job.config, "train_config": resolved(config, pipeline_family(config.model)).to_dict()}
+    config = TrainConfig(
+        model=base.weights_uri,
+        data=str(data),
+        output_dir=str(folder / "run"),
+        validation_prompt_file=prompt_file,
+        **options,
+    )
+    full = resolved(config, pipeline_family(config.model))
+    job.config = {**job.config, "train_config": full.to_dict()}
     job.save(update_fields=["config"])
     monitor.metrics_path = folder / "run" / "metrics.jsonl"
-    monitor.set_progress(0, config.max_steps)
-    monitor.log(f"training {config.method} ({config.loss_space}) from {base.name}, {config.max_steps} steps")
+    # Under epochs the steps are unknown until the run's start line (JobMonitor._event).
+    monitor.set_progress(0, full.max_steps or 0)
+    length = f"{full.max_steps} steps" if full.max_steps else f"epochs {full.epochs}"
+    monitor.log(
+        TRAINING_LINE.format(method=full.method, loss_space=full.loss_space, base=base.name, length=length)
+    )
     result = train(config, should_stop=monitor.cancel_requested)
     monitor.catch_up()  # the last step's line, before the closing lines of the log
     version = version_register(job, result, monitor)
     monitor.log(f"registered model version {version.name}")
+
+
+def validation_prompts_write(job: Job, *, count: int | None = None) -> Path:
+    """The prompts of a preference job's validation renders: the first ``count`` prompts
+    (by id) of its study's prompt set, one per line, in ``validation_prompts.txt`` of the
+    job's folder (a line break inside a prompt becomes a space).
+
+    Args:
+        job: a training job with a source study.
+        count: how many; ``None`` is the option's default.
+
+    Returns:
+        The file's path, for ``TrainConfig.validation_prompt_file``.
+    """
+    count = count or TRAINING_OPTIONS["validation_prompts"].default
+    texts = job.source_study.prompt_set.prompts.order_by("pk").values_list("text", flat=True)[:count]
+    path = job_folder(job) / VALIDATION_PROMPTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(" ".join(text.splitlines()) + "\n" for text in texts), encoding="utf-8")
+    return path
 
 
 def version_register(job: Job, result, monitor: JobMonitor) -> ModelVersion:

@@ -1,15 +1,37 @@
 """Reads for the jobs pages and API."""
 
+import json
+import re
+import struct
+from pathlib import Path
+
 from django.db.models import Count
+from django.urls import reverse
 
 from evalhub.catalog.models import GeneratedImage, ModelVersion
 from evalhub.jobs.folders import job_folder
+from evalhub.jobs.job_options import TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
+from training.options import MAX_STEPS, MAX_VALIDATION_PROMPTS
 
-METRIC_FIELDS = ("step", "loss", "latent_loss", "pixel_loss", "implicit_acc", "lr")
 CHART_SERIES = ("loss", "latent_loss", "pixel_loss")  # the loss chart's lines, in legend order
+# The preference chart's lines, by loss term: the model's (and DPO's reference's) mean
+# error on winners and losers; it shows the first term of the loss (latent if it has one).
+ERROR_SERIES = {
+    part: (f"model_err_w_{part}", f"model_err_l_{part}", f"ref_err_w_{part}", f"ref_err_l_{part}")
+    for part in ("latent", "pixel")
+}
+METRIC_FIELDS = (
+    "step", *CHART_SERIES, *ERROR_SERIES["latent"], *ERROR_SERIES["pixel"], "implicit_acc",
+    "reward_margin", "lr",
+)  # fmt: skip
 MAX_POINTS = 2000
+
+SAMPLES = "samples"  # under the run's folder: prompts.json and step-{K:06d}/{i:02d}.png
+SAMPLE_STEP = re.compile(r"step-(\d{6,7})")
+SAMPLE_IMAGE = re.compile(r"(\d{2})\.png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def jobs_recent(limit: int = 200):
@@ -31,6 +53,117 @@ def job_metrics(job: Job) -> list[dict]:
     ]
     stride = max(1, -(-len(points) // MAX_POINTS))
     return points[::stride] if stride > 1 else points
+
+
+def error_chart_series(job: Job) -> tuple[str, ...]:
+    """The preference chart's lines for ``job``: the winner and loser errors of its loss's
+    first term; none for SFT (no pairs) or a generation."""
+    if job.kind != Job.Kind.TRAINING:
+        return ()
+    options = job.config.get("train_config") or job.config.get("options") or {}
+    method = options.get("method") or TRAINING_OPTIONS["method"].default
+    loss_space = options.get("loss_space") or TRAINING_OPTIONS["loss_space"].default
+    if method == "sft":
+        return ()
+    return ERROR_SERIES["latent" if "latent" in loss_space else "pixel"]
+
+
+def sample_path(job: Job, step: int, index: int) -> Path | None:
+    """The validation image of prompt ``index`` rendered at ``step``, where the trainer
+    writes it; ``None`` for numbers no run writes."""
+    if not (0 <= step <= MAX_STEPS and 0 <= index < MAX_VALIDATION_PROMPTS):
+        return None
+    return job_folder(job) / "run" / SAMPLES / f"step-{step:06d}" / f"{index:02d}.png"
+
+
+def job_samples(job: Job) -> dict | None:
+    """The validation renders of a training job, from its run folder: the prompts (the
+    trainer's ``samples/prompts.json``; where it is missing or unreadable, none) and, newest
+    first, each rendered step with the images there (the prompt's index, the image's URL).
+    ``None`` for a generation or a run that rendered nothing yet."""
+    if job.kind != Job.Kind.TRAINING:
+        return None
+    root = job_folder(job) / "run" / SAMPLES
+    if not root.is_dir():
+        return None
+    steps = []
+    for folder in root.iterdir():
+        match = SAMPLE_STEP.fullmatch(folder.name)
+        if not match or folder.name != f"step-{int(match.group(1)):06d}" or not folder.is_dir():
+            continue
+        indexes = sorted(
+            int(m.group(1))
+            for m in map(SAMPLE_IMAGE.fullmatch, (image.name for image in folder.iterdir()))
+            if m and int(m.group(1)) < MAX_VALIDATION_PROMPTS
+        )
+        if indexes:
+            step = int(match.group(1))
+            images = [
+                {"index": i, "url": reverse("jobs:job_sample", args=(job.pk, step, i))} for i in indexes
+            ]
+            steps.append({"step": step, "images": images})
+    if not steps:
+        return None
+    steps.sort(key=lambda row: -row["step"])
+    first = sample_path(job, steps[0]["step"], steps[0]["images"][0]["index"])
+    width, height = _png_size(first) or (None, None)
+    prompts = _sample_prompts(root / "prompts.json")
+    return {"prompts": prompts, "width": width, "height": height, "steps": steps}
+
+
+def sample_grid(samples: dict | None) -> dict | None:
+    """:func:`job_samples` as a table: a column per prompt (headed by its text, or "Prompt
+    n" where ``prompts.json`` does not say), a row per step, each cell an image's URL and
+    alt text (no URL where that image is not there), and a signature of what it shows.
+    job.js builds the same table, and the same signature, from the API."""
+    if samples is None:
+        return None
+    prompts = samples["prompts"]
+    width = max(len(prompts), *(image["index"] + 1 for row in samples["steps"] for image in row["images"]))
+    columns = [*prompts, *(f"Prompt {i + 1}" for i in range(len(prompts), width))]
+    rows = []
+    for row in samples["steps"]:
+        urls = {image["index"]: image["url"] for image in row["images"]}
+        cells = [
+            {"url": urls.get(i, ""), "alt": f"Validation sample at step {row['step']}: {columns[i]}"}
+            for i in range(width)
+        ]
+        rows.append({"step": row["step"], "cells": cells})
+    signature = ";".join(
+        f"{row['step']}:" + ",".join(str(image["index"]) for image in row["images"])
+        for row in samples["steps"]
+    )
+    return {
+        "columns": columns,
+        "rows": rows,
+        "width": samples["width"],
+        "height": samples["height"],
+        "signature": f"{signature}|{len(prompts)}",
+    }
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """A PNG's width and height, from its header; ``None`` if it is not (yet) a PNG."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def _sample_prompts(path: Path) -> list[str]:
+    """The prompts of ``prompts.json`` (``{"prompts": [...], ...}``); none if it is not
+    there yet or does not hold a list of texts."""
+    try:
+        prompts = json.loads(path.read_text(encoding="utf-8")).get("prompts")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        return []
+    return prompts[:MAX_VALIDATION_PROMPTS]
 
 
 def image_sizes(model: ModelVersion, limit: int = 3) -> list[str]:

@@ -142,7 +142,8 @@ def training_launch(
             config=config,
             model_version=base_version,
             source_study=study,
-            progress_total=checked["max_steps"],
+            # With epochs the data decides the steps: unknown (0) until the run's start line.
+            progress_total=checked["max_steps"] or 0,
             created_by=user,
         )
         return _enqueue(job)
@@ -208,8 +209,11 @@ def job_retry(job: Job, *, user) -> Job:
     if job.state not in (Job.State.FAILED, Job.State.CANCELLED):
         raise JobRejected(NOT_RETRYABLE.format(job=job.pk, state=job.state))
     config = dict(job.config)
+    total = job.progress_total
     if job.kind == Job.Kind.TRAINING:
         config.pop("train_config", None)
+        if config.get("options", {}).get("epochs"):
+            total = 0  # the data, exported again, decides: the run's start line says
         if config.get("sft_data"):
             sft_data_folder(config["sft_data"])  # a set since removed, or a path from before sets
         _check_version_name(config.get("version_name", ""))
@@ -220,7 +224,7 @@ def job_retry(job: Job, *, user) -> Job:
             model_version=job.model_version,
             prompt_set=job.prompt_set,
             source_study=job.source_study,
-            progress_total=job.progress_total,
+            progress_total=total,
             retry_of=job,
             created_by=user,
         )

@@ -7,6 +7,7 @@ app_name = "jobs"
 urlpatterns = [
     path("", views.job_list, name="job_list"),
     path("<int:pk>/", views.job_detail, name="job_detail"),
+    path("<int:pk>/samples/<int:step>/<int:index>.png", views.job_sample, name="job_sample"),
     path("<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("<int:pk>/retry/", views.job_retry, name="job_retry"),
     path("new/training/", views.training_new, name="training_new"),

@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import messages
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -26,9 +27,31 @@ def job_detail(request, pk: int):
     job = get_object_or_404(
         Job.objects.select_related("model_version", "produced_version", "source_study"), pk=pk
     )
-    # The chart's series and their legend names (the version page names final metrics alike).
-    chart_series = json.dumps(metric_names(selectors.CHART_SERIES))
-    return render(request, "jobs/job_detail.html", {"job": job, "chart_series": chart_series})
+    # The charts' series and their legend names (the version page names final metrics alike);
+    # the error chart only for a preference method.
+    errors = selectors.error_chart_series(job)
+    context = {
+        "job": job,
+        "chart_series": json.dumps(metric_names(selectors.CHART_SERIES)),
+        "error_series": json.dumps(metric_names(errors)) if errors else "",
+        "samples": selectors.sample_grid(selectors.job_samples(job)),
+    }
+    return render(request, "jobs/job_detail.html", context)
+
+
+@permission_page("jobs.view_job")
+def job_sample(request, pk: int, step: int, index: int):
+    """One validation image of a training job (``step`` and ``index`` are the only parts of
+    the path a request chooses); 404 where the run wrote none."""
+    job = get_object_or_404(Job, pk=pk, kind=Job.Kind.TRAINING)
+    path = selectors.sample_path(job, step, index)
+    try:
+        handle = path.open("rb") if path is not None else None
+    except OSError:  # not written (yet), or not a file
+        handle = None
+    if handle is None:
+        raise Http404("no such validation sample")
+    return FileResponse(handle, content_type="image/png")
 
 
 @permission_page("jobs.add_job")

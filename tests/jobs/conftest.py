@@ -24,7 +24,15 @@ from tests.annotate.conftest import MODEL_A, MODEL_B, annotators, prompt_set  # 
 from tests.workers import broker_at, filesystem_broker_options
 from training.tiny import build_tiny_pipeline
 
-TINY_RUN = {"method": "simpo", "loss_space": "latent+pixel", "max_steps": 3, "batch_size": 2}
+# No validation renders: each costs far more than a tiny step (tests/jobs/test_run_events.py
+# covers what the worker does with them).
+TINY_RUN = {
+    "method": "simpo",
+    "loss_space": "latent+pixel",
+    "max_steps": 3,
+    "batch_size": 2,
+    "validation_every": 0,
+}
 
 
 def launch_training(user, base_version, study, version_name="", **options):

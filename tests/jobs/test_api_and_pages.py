@@ -13,7 +13,13 @@ def trained(alice, as_worker, base_version, preference_study):
     """A training job launched through the API and run to its end in this process."""
     response = client_for(alice).post(
         "/api/jobs/training/",
-        {"base_version": base_version.pk, "study": preference_study.pk, "max_steps": 2, "batch_size": 2},
+        {
+            "base_version": base_version.pk,
+            "study": preference_study.pk,
+            "max_steps": 2,
+            "batch_size": 2,
+            "validation_every": 0,
+        },
         format="json",
     )
     assert response.status_code == 201, response.json()

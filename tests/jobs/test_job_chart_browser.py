@@ -4,7 +4,10 @@ the trainer writes steps; the log shows every step. No training runs: the test w
 ``metrics.jsonl`` where the trainer writes it and beats as the worker's heartbeat does.
 Chromium is Debian's package (`make test` installs it); Playwright only drives it."""
 
+import json
+
 import pytest
+from PIL import Image
 
 from evalhub.jobs import runner
 from evalhub.jobs.folders import job_folder
@@ -105,4 +108,85 @@ def test_the_loss_chart_has_axes_and_a_legend_and_grows_while_the_job_runs(page,
     log = page.locator("#job-log").text_content()
     shown = [line.split(" ")[2] for line in log.splitlines() if " step " in line]
     assert shown == [f"{step}/{TOTAL}" for step in range(1, TOTAL + 1)]
+    assert errors == []
+
+
+ERRORS = ("model_err_w_latent", "model_err_l_latent", "ref_err_w_latent", "ref_err_l_latent")
+PROMPTS = ["a <i>small</i> red square on a long table", "a blue circle", "a green triangle", "a white cat"]
+
+SAMPLES = """() => {
+  const grid = document.querySelector("#job-samples table");
+  const images = grid ? [...grid.querySelectorAll("img")] : [];
+  const box = document.getElementById("job-samples");
+  return {
+    rows: grid ? [...grid.querySelectorAll("tbody th")].map((th) => th.textContent) : [],
+    columns: grid ? [...grid.querySelectorAll("thead th")].map((th) => th.textContent) : [],
+    loaded: images.filter((img) => img.complete && img.naturalWidth === 32).length,
+    lazy: images.every((img) => img.loading === "lazy" && img.width > 0 && img.alt.startsWith("Validation")),
+    empty: document.getElementById("job-samples-empty").hidden,
+    boxScrolls: box.scrollWidth > box.clientWidth,
+    pageWidth: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+  };
+}"""
+
+
+def error_line(step: int) -> str:
+    """A DPO record with the model's and the reference's errors on winners and losers."""
+    record = json.loads(metrics_line(step))
+    record |= {key: 0.5 + 0.1 * i - 0.001 * step * (i < 2) for i, key in enumerate(ERRORS)}
+    return json.dumps(record)
+
+
+def render(job, step: int) -> None:
+    folder = job_folder(job) / "run" / "samples" / f"step-{step:06d}"
+    folder.mkdir(parents=True)
+    for i in range(len(PROMPTS)):
+        Image.new("RGB", (32, 32), (60 * i, 100, 140)).save(folder / f"{i:02d}.png")
+    with (job_folder(job) / "run" / "metrics.jsonl").open("a") as handle:
+        handle.write(
+            json.dumps({"event": "samples", "step": step, "folder": f"samples/step-{step:06d}"}) + "\n"
+        )
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (390, 844)])
+def test_the_error_chart_and_the_samples_grid_follow_the_run(page, live_server, running, viewport):
+    """A DPO job: the second chart draws the four errors under readable names (its legend
+    wrapping on a phone); the samples grid appears with the first render and gains a row,
+    newest first, with each later one; its images load; on a phone the grid scrolls inside
+    its box and the page never scrolls sideways."""
+    page, errors = page
+    page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    job, monitor = running
+    Job.objects.filter(pk=job.pk).update(config={"options": {"method": "dpo", "loss_space": "latent"}})
+    append(monitor.metrics_path, "".join(error_line(step) + "\n" for step in range(1, 6)))
+    monitor.beat()
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    page.wait_for_function("() => document.querySelectorAll('#job-error-chart .chart-line').length === 4")
+    legend = page.evaluate(
+        """() => [...document.querySelectorAll('#job-error-chart .chart-legend text')].map((t) => {
+             const box = t.getBBox(); return [t.textContent, box.x + box.width]; })"""
+    )
+    assert [name for name, _ in legend] == [
+        "Model error (winner, latent)", "Model error (loser, latent)",
+        "Reference error (winner, latent)", "Reference error (loser, latent)",
+    ]  # fmt: skip
+    width = page.evaluate("() => document.getElementById('job-error-chart').getBoundingClientRect().width")
+    assert all(right <= width for _, right in legend), (legend, width)
+    assert page.evaluate(SAMPLES)["empty"] is False  # "none yet" shows
+
+    (job_folder(job) / "run" / "samples").mkdir()
+    (job_folder(job) / "run" / "samples" / "prompts.json").write_text(json.dumps({"prompts": PROMPTS}))
+    render(job, 0)
+    page.wait_for_function("() => document.querySelectorAll('#job-samples tbody tr').length === 1")
+    render(job, 10)
+    page.wait_for_function("() => document.querySelectorAll('#job-samples tbody tr').length === 2")
+    page.locator("#job-samples").scroll_into_view_if_needed()
+    page.wait_for_function(f"() => ({SAMPLES})().loaded === 8")
+    grid = page.evaluate(SAMPLES)
+    assert grid["rows"] == ["Step 10", "Step 0 (before training)"]
+    assert grid["columns"] == ["Step", *PROMPTS] and grid["lazy"] and grid["empty"] is True
+    assert grid["pageWidth"] <= grid["viewport"], grid
+    if viewport[0] < 700:
+        assert grid["boxScrolls"], grid
     assert errors == []

@@ -13,7 +13,7 @@ from evalhub.catalog.metric_names import METRICS, humanize, metric_name, metric_
 from evalhub.jobs.forms import CompareForm, GenerationForm, TrainingForm
 from evalhub.jobs.models import Job
 from evalhub.jobs.option_fields import option_form_field
-from evalhub.jobs.selectors import CHART_SERIES
+from evalhub.jobs.selectors import CHART_SERIES, ERROR_SERIES
 from tests.factories import ModelVersionFactory
 from training.options import GENERATE_OPTIONS, TRAIN_OPTIONS
 
@@ -142,9 +142,15 @@ def test_metric_names_cover_what_the_trainer_writes():
     record = [
         "step", "epoch", "loss", "latent_loss", "pixel_loss", "implicit_acc_latent", "saturated_latent",
         "implicit_acc_pixel", "saturated_pixel", "implicit_acc", "lr", "grad_norm", "samples_per_s",
+        "raw_model_loss", "raw_ref_loss", "reward_margin",
     ]  # fmt: skip
+    for part in ("latent", "pixel"):
+        record += [f"{key}_{part}" for key in ("model_err_w", "model_err_l", "ref_err_w", "ref_err_l")]
+        record.append(f"reward_margin_{part}")
     assert set(record) == set(METRICS)
-    assert all(key in METRICS for key in CHART_SERIES)
+    assert all(key in METRICS for key in CHART_SERIES + ERROR_SERIES["latent"] + ERROR_SERIES["pixel"])
+    assert metric_name("model_err_w_latent") == "Model error (winner, latent)"
+    assert metric_name("ref_err_l_pixel") == "Reference error (loser, pixel)"
     assert metric_name("saturated_pixel") == "Saturated logits (pixel)"
     assert humanize("dpo_margin") == "DPO margin" and humanize("simpo_lr") == "SimPO LR"
     assert humanize("vae_grad_norm") == "VAE gradient norm"
@@ -167,3 +173,36 @@ def test_the_job_page_gives_the_chart_its_legend_names(signed_in):
     assert series == {"loss": "Loss", "latent_loss": "Latent loss", "pixel_loss": "Pixel loss"}
     assert 'viewBox="0 0 640 260"' in html and "jobs/job.css" in html
     assert "<script>" not in html and " style=" not in html
+
+
+def series_of(html: str, chart: str) -> dict | None:
+    """The legend names a chart's data attribute carries; None where the page has no such chart."""
+    match = re.search(rf'<svg id="{chart}"[^>]*data-series="([^"]*)"', html)
+    return json.loads(match.group(1).replace("&quot;", '"')) if match else None
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({"method": "dpo", "loss_space": "latent+pixel"}, ERROR_SERIES["latent"]),
+        ({"method": "simpo", "loss_space": "pixel"}, ERROR_SERIES["pixel"]),
+        ({}, ERROR_SERIES["latent"]),  # the declared defaults: SimPO, latent + pixel
+        ({"method": "sft"}, None),
+    ],
+)
+def test_a_preference_job_charts_the_errors_of_its_first_loss_term(signed_in, options, expected):
+    """A second chart draws the model's and the reference's errors on winners and losers of
+    the loss's first term (latent if it has one), under readable names; none for SFT."""
+    job = Job.objects.create(
+        kind=Job.Kind.TRAINING, model_version=ModelVersionFactory(), config={"options": options}
+    )
+    html = signed_in.get(f"/jobs/{job.pk}/").content.decode()
+    series = series_of(html, "job-error-chart")
+    if expected is None:
+        assert series is None and "Errors on winners and losers" not in html
+        return
+    assert list(series) == list(expected)
+    part = expected[0].rsplit("_", 1)[1]
+    assert series[f"model_err_w_{part}"] == f"Model error (winner, {part})"
+    assert series[f"ref_err_l_{part}"] == f"Reference error (loser, {part})"
+    assert 'data-y-title="error"' in html

@@ -13,6 +13,7 @@ from evalhub.jobs.models import Job
 from evalhub.jobs.tasks import HARD_LIMIT_GRACE, run_job
 from tests.jobs.conftest import client_for, launch_training, queued
 from tests.workers import broker_at
+from training.options import DEFAULT_MAX_STEPS, STEPS_OR_EPOCHS
 
 REFUSING_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
 
@@ -90,3 +91,58 @@ def test_a_name_taken_during_the_run_gives_way_to_a_free_one(
     job.refresh_from_db()
     assert job.produced_version.name == "tiny (3)" and job.produced_version.parent == base_version
     assert runner.NAME_TAKEN_AT_REGISTRATION.format(wanted="tiny", name="tiny (3)") in job.log_tail
+
+
+def test_a_launch_by_epochs_leaves_the_total_to_the_run(alice, base_version, preference_study):
+    """With epochs the steps follow from the data: the job's total is 0 (unknown) until the
+    run's start line; with neither epochs nor max_steps the run takes 100 steps."""
+    by_epochs = client_for(alice).post(
+        "/api/jobs/training/",
+        {"base_version": base_version.pk, "study": preference_study.pk, "epochs": 3, "validation_every": 5},
+        format="json",
+    )
+    assert by_epochs.status_code == 201, by_epochs.json()
+    job = Job.objects.get(pk=by_epochs.json()["id"])
+    assert job.progress_total == 0 and job.progress_percent == 0.0
+    options = job.config["options"]
+    assert (options["epochs"], options["validation_every"], options.get("max_steps")) == (3, 5, None)
+    plain = services.training_launch(
+        user=alice, base_version=base_version, study=preference_study, options={"method": "dpo"}
+    )
+    assert plain.progress_total == DEFAULT_MAX_STEPS == 100
+
+
+def test_max_steps_and_epochs_together_are_refused_by_the_epochs_field(
+    client, alice, base_version, preference_study
+):
+    """The API and the form name epochs with the options' message; the service refuses too;
+    no job is created."""
+    api = client_for(alice).post(
+        "/api/jobs/training/",
+        {"base_version": base_version.pk, "study": preference_study.pk, "max_steps": 5, "epochs": 2},
+        format="json",
+    )
+    assert api.status_code == 400 and api.json()["epochs"] == [STEPS_OR_EPOCHS]
+    client.force_login(alice)
+    page = client.post(
+        "/jobs/new/training/",
+        {"base_version": base_version.pk, "study": preference_study.pk, "method": "simpo",
+         "loss_space": "latent", "mixed_precision": "no", "max_steps": 5, "epochs": 2},
+    )  # fmt: skip
+    assert page.status_code == 200
+    assert page.context["form"].errors == {"epochs": [STEPS_OR_EPOCHS]}
+    with pytest.raises(errors.JobRejected, match=STEPS_OR_EPOCHS):
+        launch_training(alice, base_version, preference_study, max_steps=5, epochs=2)
+    assert not Job.objects.exists()
+
+
+def test_a_retry_of_a_job_by_epochs_counts_its_steps_again(alice, base_version, preference_study):
+    """The first run learned its total; the retry exports the study again, so its total is
+    unknown until its own start line. A retry by steps keeps the total."""
+    by_epochs = launch_training(alice, base_version, preference_study, max_steps=None, epochs=2)
+    Job.objects.filter(pk=by_epochs.pk).update(progress_total=28)
+    by_steps = launch_training(alice, base_version, preference_study)
+    for job in (by_epochs, by_steps):
+        services.job_cancel(job)
+    assert services.job_retry(by_epochs, user=alice).progress_total == 0
+    assert services.job_retry(by_steps, user=alice).progress_total == 3

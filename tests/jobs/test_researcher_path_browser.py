@@ -88,6 +88,8 @@ def test_a_researcher_goes_from_a_study_form_to_a_trained_version(
     page.select_option("[name=method]", "simpo")
     page.fill("[name=max_steps]", "3")
     page.fill("[name=batch_size]", "2")
+    page.fill("[name=validation_every]", "3")  # renders before step 1 and after step 3
+    page.fill("[name=validation_prompts]", "1")
     with page.expect_navigation():
         page.click("main form button[type=submit]")
     job = Job.objects.get(source_study=best_worst)
@@ -110,3 +112,11 @@ def test_a_researcher_goes_from_a_study_form_to_a_trained_version(
     assert page.locator("#job-state").text_content() == "succeeded"
     ticks = page.locator("#job-chart text").all_text_contents()
     assert "step" in ticks and len(ticks) >= 6
+    # The validation grid: the study's first prompt, rendered before training and at the end.
+    rows = page.locator("#job-samples tbody tr")
+    assert rows.locator("th").all_text_contents() == ["Step 3", "Step 0 (before training)"]
+    first_prompt = best_worst.prompt_set.prompts.order_by("pk").first().text
+    assert page.locator("#job-samples thead th").all_text_contents() == ["Step", first_prompt]
+    for image in rows.locator("img").all():
+        image.scroll_into_view_if_needed()  # lazy-loaded
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())

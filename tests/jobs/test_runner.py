@@ -17,7 +17,7 @@ from django.db.models.functions import Now
 
 from annotate.models import Study, TaskImage
 from evalhub.catalog.models import GeneratedImage, ModelVersion
-from evalhub.jobs import errors, folders, reaper, runner, services
+from evalhub.jobs import errors, folders, reaper, runner, selectors, services
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
@@ -89,8 +89,10 @@ def run_in_thread(job: Job) -> tuple[threading.Thread, dict]:
 
 
 def steps_logged(job: Job) -> int:
-    """How many optimizer steps the trainer has written to its metrics so far."""
-    return len(metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl"))
+    """How many optimizer steps the trainer has written to its metrics so far (not its
+    event lines: start, samples)."""
+    records = metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl")
+    return sum("event" not in record for record in records)
 
 
 def test_cancel_stops_a_running_training_at_its_next_step(
@@ -353,7 +355,8 @@ def test_the_chart_leaves_out_a_line_still_being_written(alice, base_version, pr
 
 def test_a_training_job_on_an_sft_data_set(client, alice, as_worker, base_version, sft_folder):
     """From the training form with an SFT data set (by name) and a seed to a registered SFT
-    version whose page names its training data."""
+    version whose page names its training data; its validation renders (left on here) draw
+    the data's captions."""
     client.force_login(alice)
     response = client.post(
         "/jobs/new/training/",
@@ -373,6 +376,11 @@ def test_a_training_job_on_an_sft_data_set(client, alice, as_worker, base_versio
     assert version.training_data_hash == job.data_hash == data_fingerprint(sft_folder)
     assert version.training_config["seed"] == 7 and version.training_config["data"] == str(sft_folder)
     assert version.final_metrics["step"] == 2
+    assert job.config["train_config"]["validation_prompt_file"] is None
+    samples = selectors.job_samples(job)
+    captions = {"a red square", "a green square", "a blue square"}
+    assert samples["prompts"] and set(samples["prompts"]) <= captions
+    assert samples["steps"][0]["step"] == 2 and samples["steps"][-1]["step"] == 0
     page = client.get(f"/catalog/models/{version.pk}/").content.decode()
     assert f"training data (SFT) <code>{version.training_data_hash}</code>" in page
     assert f"images of <code>{SFT_SET}</code>" in page and "preference" not in page

@@ -149,7 +149,8 @@ def test_the_preference_pairs_download_is_the_export_folder(client, alice, db, t
     assert all(name.startswith("best-of-five-preferences/") for name in archive.namelist())
     preference_pairs_export(study=study, folder=tmp_path / "out")
     written = folder_files(tmp_path / "out")
-    assert set(zipped) == set(written) and len(zipped) == 19  # card, jsonl, parquet shard, manifest, 15 images
+    # The card, pairs.jsonl, one Parquet shard, the manifest and 15 images.
+    assert set(zipped) == set(written) and len(zipped) == 19
     assert zipped == written
     manifest = json.loads(zipped["manifest.json"])
     assert (manifest["study_id"], manifest["pairs"]) == (study.pk, 3)

@@ -1,8 +1,10 @@
 // Live job page: polls the job's API every 2 s until it ends, updating the progress bar,
-// state, log and the loss chart. The chart is plain SVG drawn here: x (step) and y (loss)
-// axes with about five "nice" ticks each (1, 2, 2.5 or 5 times a power of ten), light grid
-// lines, axis titles, a legend with the metrics' readable names, one line per series. It
-// fills the page's width: the viewBox follows the element's size, so text keeps its size.
+// state, log, the charts and the validation samples. A chart is plain SVG drawn here: x
+// (step) and y axes with about five "nice" ticks each (1, 2, 2.5 or 5 times a power of
+// ten), light grid lines, axis titles, a legend with the metrics' readable names (wrapped
+// onto more rows where the width needs), one line per series. It fills the page's width:
+// the viewBox follows the element's size, so text keeps its size. The samples table is
+// rebuilt only when the API lists other steps or images than it shows.
 (function () {
   "use strict";
   const root = document.getElementById("job");
@@ -14,6 +16,7 @@
   const HEIGHT = 260; // as job.css sets it
   const TICKS = 5;
   const MARGIN = { top: 30, right: 18, bottom: 42 }; // the left one fits the y labels
+  const LEGEND_ROW = 18; // a legend row's height; each row past the first lowers the plot
 
   // -- ticks ------------------------------------------------------------------------------
 
@@ -58,77 +61,139 @@
     return node;
   }
 
-  const chart = $("job-chart");
-  const names = chart ? JSON.parse(chart.dataset.series || "{}") : {};
-  const SERIES = Object.keys(names).map((key, i) => [key, COLORS[i % COLORS.length]]);
-  let shown = [];
-
-  function drawChart(points) {
-    if (!chart) return;
-    shown = points;
-    const width = Math.max(320, Math.round(chart.getBoundingClientRect().width || 640));
-    chart.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
-    chart.replaceChildren();
+  /** A line chart on the <svg> `chart`: its series and their names come from its
+   *  data-series attribute, its y axis's title from data-y-title; returns draw(points). */
+  function lineChart(chart) {
+    const names = JSON.parse(chart.dataset.series || "{}");
+    const SERIES = Object.keys(names).map((key, i) => [key, COLORS[i % COLORS.length]]);
+    const yTitle = chart.dataset.yTitle || "loss";
     const has = (p, key) => typeof p[key] === "number" && Number.isFinite(p[key]);
-    const series = SERIES.filter(([key]) => points.some((p) => has(p, key)));
-    if (series.length === 0) {
-      el("text", { class: "chart-empty", x: width / 2, y: HEIGHT / 2, "text-anchor": "middle" }, chart, "no steps yet");
-      return;
+    let shown = [];
+
+    /** The legend from `left`, wrapped onto as many rows as the width needs; their count. */
+    function legend(series, left, right) {
+      const group = el("g", { class: "chart-legend" }, chart);
+      let at = left, row = 0;
+      series.forEach(([key, color]) => {
+        const item = el("g", { class: "legend-item", "data-key": key }, group);
+        const rect = el("rect", { width: 14, height: 4, rx: 1, fill: color }, item);
+        const label = el("text", {}, item, names[key]);
+        const size = 19 + (label.getComputedTextLength() || 7 * names[key].length);
+        if (at > left && at + size > right) { at = left; row += 1; }
+        const y = 9 + row * LEGEND_ROW;
+        rect.setAttribute("x", at); rect.setAttribute("y", y);
+        label.setAttribute("x", at + 19); label.setAttribute("y", y + 6);
+        at += size + 18;
+      });
+      return row + 1;
     }
-    const steps = points.map((p) => p.step);
-    const values = points.flatMap((p) => series.filter(([key]) => has(p, key)).map(([key]) => p[key]));
-    const x = ticks(Math.min(0, ...steps), Math.max(...steps), true);
-    const y = ticks(Math.min(...values), Math.max(...values), false);
-    const yLabels = y.values.map((v) => tickText(v, y.step));
-    const left = 34 + 7 * Math.max(...yLabels.map((t) => t.length));
-    const box = { x0: left, x1: width - MARGIN.right, y0: MARGIN.top, y1: HEIGHT - MARGIN.bottom };
-    const sx = (s) => box.x0 + ((s - x.lo) / (x.hi - x.lo)) * (box.x1 - box.x0);
-    const sy = (v) => box.y1 - ((v - y.lo) / (y.hi - y.lo)) * (box.y1 - box.y0);
-    const r = (n) => Math.round(n * 10) / 10;
 
-    const grid = el("g", { class: "chart-grid" }, chart);
-    x.values.forEach((v) => el("line", { x1: r(sx(v)), x2: r(sx(v)), y1: box.y0, y2: box.y1 }, grid));
-    y.values.forEach((v) => el("line", { x1: box.x0, x2: box.x1, y1: r(sy(v)), y2: r(sy(v)) }, grid));
+    function draw(points) {
+      shown = points;
+      const width = Math.max(320, Math.round(chart.getBoundingClientRect().width || 640));
+      chart.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
+      chart.replaceChildren();
+      const series = SERIES.filter(([key]) => points.some((p) => has(p, key)));
+      if (series.length === 0) {
+        el("text", { class: "chart-empty", x: width / 2, y: HEIGHT / 2, "text-anchor": "middle" }, chart, "no steps yet");
+        return;
+      }
+      const steps = points.map((p) => p.step);
+      const values = points.flatMap((p) => series.filter(([key]) => has(p, key)).map(([key]) => p[key]));
+      const x = ticks(Math.min(0, ...steps), Math.max(...steps), true);
+      const y = ticks(Math.min(...values), Math.max(...values), false);
+      const yLabels = y.values.map((v) => tickText(v, y.step));
+      const left = 34 + 7 * Math.max(...yLabels.map((t) => t.length));
+      const rows = legend(series, left, width - MARGIN.right);
+      const top = MARGIN.top + LEGEND_ROW * (rows - 1);
+      const box = { x0: left, x1: width - MARGIN.right, y0: top, y1: HEIGHT - MARGIN.bottom };
+      const sx = (s) => box.x0 + ((s - x.lo) / (x.hi - x.lo)) * (box.x1 - box.x0);
+      const sy = (v) => box.y1 - ((v - y.lo) / (y.hi - y.lo)) * (box.y1 - box.y0);
+      const r = (n) => Math.round(n * 10) / 10;
 
-    const xAxis = el("g", { class: "chart-axis chart-x-axis" }, chart);
-    el("line", { class: "domain", x1: box.x0, x2: box.x1, y1: box.y1, y2: box.y1 }, xAxis);
-    x.values.forEach((v) => {
-      const tick = el("g", { class: "tick" }, xAxis);
-      el("line", { x1: r(sx(v)), x2: r(sx(v)), y1: box.y1, y2: box.y1 + 5 }, tick);
-      el("text", { x: r(sx(v)), y: box.y1 + 18, "text-anchor": "middle" }, tick, tickText(v, x.step));
-    });
-    el("text", { class: "chart-title", x: (box.x0 + box.x1) / 2, y: HEIGHT - 6, "text-anchor": "middle" }, xAxis, "step");
+      const grid = el("g", { class: "chart-grid" }, chart);
+      x.values.forEach((v) => el("line", { x1: r(sx(v)), x2: r(sx(v)), y1: box.y0, y2: box.y1 }, grid));
+      y.values.forEach((v) => el("line", { x1: box.x0, x2: box.x1, y1: r(sy(v)), y2: r(sy(v)) }, grid));
 
-    const yAxis = el("g", { class: "chart-axis chart-y-axis" }, chart);
-    el("line", { class: "domain", x1: box.x0, x2: box.x0, y1: box.y0, y2: box.y1 }, yAxis);
-    y.values.forEach((v, i) => {
-      const tick = el("g", { class: "tick" }, yAxis);
-      el("line", { x1: box.x0 - 5, x2: box.x0, y1: r(sy(v)), y2: r(sy(v)) }, tick);
-      el("text", { x: box.x0 - 8, y: r(sy(v)) + 4, "text-anchor": "end" }, tick, yLabels[i]);
-    });
-    const middle = (box.y0 + box.y1) / 2;
-    el("text", { class: "chart-title", transform: `translate(14 ${middle}) rotate(-90)`, "text-anchor": "middle" }, yAxis, "loss");
+      const xAxis = el("g", { class: "chart-axis chart-x-axis" }, chart);
+      el("line", { class: "domain", x1: box.x0, x2: box.x1, y1: box.y1, y2: box.y1 }, xAxis);
+      x.values.forEach((v) => {
+        const tick = el("g", { class: "tick" }, xAxis);
+        el("line", { x1: r(sx(v)), x2: r(sx(v)), y1: box.y1, y2: box.y1 + 5 }, tick);
+        el("text", { x: r(sx(v)), y: box.y1 + 18, "text-anchor": "middle" }, tick, tickText(v, x.step));
+      });
+      el("text", { class: "chart-title", x: (box.x0 + box.x1) / 2, y: HEIGHT - 6, "text-anchor": "middle" }, xAxis, "step");
 
-    const lines = el("g", { class: "chart-lines" }, chart);
-    series.forEach(([key, color]) => {
-      const mine = points.filter((p) => has(p, key));
-      const coords = mine.map((p) => r(sx(p.step)) + "," + r(sy(p[key])));
-      el("polyline", { class: "chart-line", "data-key": key, points: coords.join(" "), stroke: color }, lines);
-      const end = mine[mine.length - 1];
-      el("circle", { class: "chart-last", cx: r(sx(end.step)), cy: r(sy(end[key])), r: 2.5, fill: color }, lines);
-    });
+      const yAxis = el("g", { class: "chart-axis chart-y-axis" }, chart);
+      el("line", { class: "domain", x1: box.x0, x2: box.x0, y1: box.y0, y2: box.y1 }, yAxis);
+      y.values.forEach((v, i) => {
+        const tick = el("g", { class: "tick" }, yAxis);
+        el("line", { x1: box.x0 - 5, x2: box.x0, y1: r(sy(v)), y2: r(sy(v)) }, tick);
+        el("text", { x: box.x0 - 8, y: r(sy(v)) + 4, "text-anchor": "end" }, tick, yLabels[i]);
+      });
+      const middle = (box.y0 + box.y1) / 2;
+      el("text", { class: "chart-title", transform: `translate(14 ${middle}) rotate(-90)`, "text-anchor": "middle" }, yAxis, yTitle);
 
-    const legend = el("g", { class: "chart-legend" }, chart);
-    let at = box.x0;
-    series.forEach(([key, color]) => {
-      const item = el("g", { class: "legend-item", "data-key": key }, legend);
-      el("rect", { x: at, y: 9, width: 14, height: 4, rx: 1, fill: color }, item);
-      const label = el("text", { x: at + 19, y: 15 }, item, names[key]);
-      at += 19 + (label.getComputedTextLength() || 7 * names[key].length) + 18;
-    });
+      const lines = el("g", { class: "chart-lines" }, chart);
+      series.forEach(([key, color]) => {
+        const mine = points.filter((p) => has(p, key));
+        const coords = mine.map((p) => r(sx(p.step)) + "," + r(sy(p[key])));
+        el("polyline", { class: "chart-line", "data-key": key, points: coords.join(" "), stroke: color }, lines);
+        const end = mine[mine.length - 1];
+        el("circle", { class: "chart-last", cx: r(sx(end.step)), cy: r(sy(end[key])), r: 2.5, fill: color }, lines);
+      });
+    }
+
+    if ("ResizeObserver" in window) new ResizeObserver(() => draw(shown)).observe(chart);
+    return draw;
   }
 
-  if (chart && "ResizeObserver" in window) new ResizeObserver(() => drawChart(shown)).observe(chart);
+  const charts = ["job-chart", "job-error-chart"].map($).filter(Boolean).map(lineChart);
+
+  // -- validation samples -----------------------------------------------------------------
+
+  const samplesBox = $("job-samples");
+
+  /** What a samples listing shows, as the server writes it (selectors.sample_grid). */
+  function signature(samples) {
+    const steps = samples.steps.map((row) => row.step + ":" + row.images.map((image) => image.index).join(","));
+    return steps.join(";") + "|" + samples.prompts.length;
+  }
+
+  function drawSamples(samples) {
+    if (!samplesBox || !samples || samples.steps.length === 0) return;
+    const mark = signature(samples);
+    if (samplesBox.dataset.signature === mark) return;
+    samplesBox.dataset.signature = mark;
+    $("job-samples-empty").hidden = true;
+    const width = Math.max(samples.prompts.length, ...samples.steps.flatMap((row) => row.images.map((image) => image.index + 1)));
+    const columns = Array.from({ length: width }, (_, i) => samples.prompts[i] ?? "Prompt " + (i + 1));
+    const node = (name, parent, text) => {
+      const child = document.createElement(name);
+      if (text !== undefined) child.textContent = text;
+      parent.appendChild(child);
+      return child;
+    };
+    const table = document.createElement("table");
+    table.className = "job-samples-grid";
+    const head = node("tr", node("thead", table));
+    ["Step", ...columns].forEach((text) => { node("th", head, text).scope = "col"; });
+    const body = node("tbody", table);
+    samples.steps.forEach((row) => {
+      const tr = node("tr", body);
+      tr.dataset.step = row.step;
+      node("th", tr, row.step === 0 ? "Step 0 (before training)" : "Step " + row.step).scope = "row";
+      const cells = columns.map(() => node("td", tr));
+      row.images.forEach((image) => {
+        const img = node("img", cells[image.index]);
+        img.loading = "lazy";
+        if (samples.width) { img.width = samples.width; img.height = samples.height; }
+        img.alt = "Validation sample at step " + row.step + ": " + columns[image.index];
+        img.src = image.url;
+      });
+    });
+    samplesBox.replaceChildren(table);
+  }
 
   // -- polling ----------------------------------------------------------------------------
 
@@ -149,12 +214,13 @@
     const step = Math.max(job.progress_step, metrics.length ? metrics[metrics.length - 1].step : 0);
     const bar = $("job-progress");
     bar.max = job.progress_total || 1; bar.value = step;
-    $("job-progress-text").textContent = step + " / " + job.progress_total;
+    $("job-progress-text").textContent = step + " / " + (job.progress_total || "?"); // 0: epochs, not counted yet
     $("job-times").textContent = time(job.started_at) + " / " + time(job.finished_at);
     showLog(job.log_tail);
     $("job-worker").textContent = job.worker || "—";
     if (job.error) { $("job-error").hidden = false; $("job-error").textContent = job.error; }
-    drawChart(metrics);
+    charts.forEach((draw) => draw(metrics));
+    drawSamples(job.samples);
   }
 
   async function poll() {
