@@ -2,12 +2,19 @@
 
 :func:`train` takes one :class:`~training.config.TrainConfig`; the CLI and the web app's
 jobs both call it. The same code runs on one CPU, one GPU, or many GPUs under
-``accelerate launch`` (each process takes its share of every batch).
+``accelerate launch`` (each process takes its share of every batch, and every random draw
+follows the example rather than the process, so N processes train what one process of N
+times the batch would: :mod:`training.sampling`).
 
 What a run writes under ``output_dir``:
 
-- ``metrics.jsonl``: one line per optimizer step (loss, latent and pixel parts, implicit
-  accuracy with ties as half, share of saturated pairs, learning rate, samples/second);
+- ``metrics.jsonl``: a ``start`` line (what the data held and kept, the run's length,
+  also printed), then one line per optimizer step (loss, latent and pixel parts, implicit
+  accuracy with ties as half, share of saturated pairs, the model's and reference's errors
+  on winners and losers, reward margin, learning rate, samples/second) and a ``samples``
+  line per validation render;
+- ``samples/``: the validation prompts rendered with fixed seeds before training, every
+  ``validation_every`` steps and at the end (:mod:`training.validation`);
 - ``checkpoints/step-K/``: model, optimizer, LR schedule, EMA, RNG state and the
   resolved config, every ``checkpoint_every`` steps; ``resume`` continues from one with
   the same losses an uninterrupted run would have logged, and refuses one written with
