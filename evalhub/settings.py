@@ -255,6 +255,9 @@ EVALHUB_JOBS_DIR = Path(env_str("EVALHUB_JOBS_DIR", str(VAR_DIR / "jobs"))).reso
 EVALHUB_JOB_HEARTBEAT_SECONDS = env_int("EVALHUB_JOB_HEARTBEAT_SECONDS", 5)
 EVALHUB_JOB_HEARTBEAT_TIMEOUT = env_int("EVALHUB_JOB_HEARTBEAT_TIMEOUT", 60)
 EVALHUB_JOB_TIME_LIMIT = env_int("EVALHUB_JOB_TIME_LIMIT", 14 * 24 * 3600)
+# How many times a job whose worker died is queued again by the reaper (a retried training
+# continues from its last checkpoint); 0: only a researcher's retry.
+EVALHUB_JOB_AUTO_RETRIES = env_int("EVALHUB_JOB_AUTO_RETRIES", 0)
 
 # ---------------------------------------------------------------- REST API
 

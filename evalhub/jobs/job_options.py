@@ -20,6 +20,7 @@ TRAINING_OPTIONS = {
         "seed",
         "validation_every",
         "validation_prompts",
+        "checkpoint_every",
     )
 }
 GENERATION_OPTIONS = {

@@ -11,7 +11,12 @@
   next one tried on a fresh connection. A worker that dies stops the heartbeat;
   :func:`~evalhub.jobs.reaper.jobs_reap_stale` then marks the job failed.
 - **Stop**: the trainer polls after every step (the generator after every batch); the run
-  stops when the job is cancelled or is no longer ``running`` (the reaper failed it).
+  stops when the job is cancelled or is no longer ``running`` (the reaper failed it), and
+  writes a checkpoint.
+- **Retry**: a retried training continues from the newest checkpoint its earlier run left
+  (the one written at a cancel or a stop, or the last ``checkpoint_every`` one of a worker
+  that died), with that run's metrics and samples up to it; where the trainer refuses it
+  (the study's pairs changed since), the log says why and the run starts from step 0.
 - **End**: a trained version is registered only while the job is still ``running``, in the
   transaction that moves its heartbeat, so the reaper cannot fail it meanwhile. Succeeded,
   failed (with the error and the traceback's tail in the log) or cancelled is written only
@@ -20,10 +25,12 @@
 
 import json
 import logging
+import shutil
 import threading
 import time
 import traceback
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -58,6 +65,8 @@ TIME_LIMIT_REACHED = "stopped at the time limit (EVALHUB_JOB_TIME_LIMIT = {limit
 DATA_LINE = "data: {data}"
 SAMPLES_LINE = "validation samples at step {step}"
 TRAINING_LINE = "training {method} ({loss_space}) from {base}, {length}"
+CONTINUING = "continuing from job #{job}'s checkpoint {checkpoint}"
+NOT_CONTINUING = "cannot continue from job #{job}'s checkpoint: {reason}; training from step 0"
 
 VALIDATION_PROMPTS_FILE = "validation_prompts.txt"
 PROGRESS_MAX = 2**31 - 1  # the progress columns' range (PostgreSQL's integer)
@@ -100,6 +109,13 @@ class JobMonitor:
 
     def set_progress(self, step: int, total: int) -> None:
         self.step, self.total = step, total
+
+    def restart_metrics(self) -> None:
+        """Read ``metrics.jsonl`` from its start again, logging every step anew (a run that
+        could not continue from a checkpoint starts over)."""
+        with self._catch_up_lock:
+            self._metrics_offset, self._last_logged_step, self.step = 0, 0, 0
+            self._events_seen.clear()
 
     def cancel_requested(self) -> bool:
         """Polled by the trainer after every step: a cancel (or the job's end elsewhere)
@@ -272,6 +288,7 @@ def job_end(job_id: int, *, state: str, error: str = "") -> bool:
 
 def _run_training(job: Job, monitor: JobMonitor) -> None:
     # training/ imports torch: it loads in the worker that runs a job, never in the web.
+    from training.checkpoints import ResumeMismatch
     from training.config import TrainConfig, resolved
     from training.pipelines import pipeline_family
     from training.trainer import train
@@ -291,11 +308,17 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
         # A set's name, checked again here: the worker reads nothing outside the sets' folder.
         # Its validation renders draw the data's first captions (the trainer's default).
         data = sft_data_folder(job.config["sft_data"])
+    run = folder / "run"
+    earlier = _resume_point(job)
+    if earlier is not None:
+        _carry_over(job_folder(earlier[0]) / "run", run)
+        monitor.log(CONTINUING.format(job=earlier[0].pk, checkpoint=earlier[1].name))
     config = TrainConfig(
         model=base.weights_uri,
         data=str(data),
-        output_dir=str(folder / "run"),
+        output_dir=str(run),
         validation_prompt_file=prompt_file,
+        resume=str(earlier[1]) if earlier is not None else None,
         **options,
     )
     full = resolved(config, pipeline_family(config.model))
@@ -308,10 +331,43 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
     monitor.log(
         TRAINING_LINE.format(method=full.method, loss_space=full.loss_space, base=base.name, length=length)
     )
-    result = train(config, should_stop=monitor.cancel_requested)
+    try:
+        result = train(config, should_stop=monitor.cancel_requested)
+    except ResumeMismatch as exc:  # the study has new judgments since, or other settings
+        monitor.log(NOT_CONTINUING.format(job=earlier[0].pk, reason=exc))
+        shutil.rmtree(run)
+        monitor.restart_metrics()
+        result = train(replace(config, resume=None), should_stop=monitor.cancel_requested)
     monitor.catch_up()  # the last step's line, before the closing lines of the log
     version = version_register(job, result, monitor)
     monitor.log(f"registered model version {version.name}")
+
+
+def _resume_point(job: Job) -> tuple[Job, Path] | None:
+    """The newest checkpoint of the run a retry repeats: its ``retry_of``'s, or, where that
+    one left none, the job it retried in turn. A cancelled run leaves one at the step it
+    stopped; a run whose worker died, its last ``checkpoint_every`` one."""
+    from training.checkpoints import checkpoints_in
+
+    earlier, seen = job.retry_of, set()
+    while earlier is not None and earlier.pk not in seen:
+        seen.add(earlier.pk)
+        found = checkpoints_in(job_folder(earlier) / "run")
+        if found:
+            return earlier, found[-1]
+        earlier = earlier.retry_of
+    return None
+
+
+def _carry_over(source: Path, run: Path) -> None:
+    """The earlier run's ``metrics.jsonl`` and validation samples into this job's run folder:
+    the trainer keeps the lines up to the checkpoint (and rewrites the rest), so the job's
+    curve and grid start at step 1, not at the checkpoint."""
+    run.mkdir(parents=True, exist_ok=True)
+    if (source / "metrics.jsonl").is_file():
+        shutil.copyfile(source / "metrics.jsonl", run / "metrics.jsonl")
+    if (source / "samples").is_dir():
+        shutil.copytree(source / "samples", run / "samples", dirs_exist_ok=True)
 
 
 def validation_prompts_write(job: Job, *, count: int | None = None) -> Path:

@@ -5,8 +5,6 @@ A job is queued with ``transaction.on_commit``, so a worker never receives the i
 row it cannot read yet.
 """
 
-import logging
-
 from django.db import transaction
 from django.db.models.functions import Now
 
@@ -15,7 +13,6 @@ from evalhub.catalog.models import ModelVersion, PromptSet
 from evalhub.jobs.comparisons import comparison_create, images_exist
 from evalhub.jobs.errors import (
     ALREADY_ENDED,
-    BROKER_UNREACHABLE,
     FOLDER_TRAINS_SFT_ONLY,
     NO_DECIDED_PAIRS,
     NO_PARENT,
@@ -32,15 +29,13 @@ from evalhub.jobs.errors import (
 from evalhub.jobs.folders import sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.models import Job
-from evalhub.jobs.tasks import run_job
+from evalhub.jobs.queueing import job_enqueue
 from training.options import (
     OptionError,
     generate_options_validate,
     train_options_validate,
 )
 from training.pipelines import ModelLoadError, pipeline_family
-
-logger = logging.getLogger(__name__)
 
 
 def _weights_folder(version: ModelVersion) -> str:
@@ -53,26 +48,6 @@ def _weights_folder(version: ModelVersion) -> str:
     except ModelLoadError as exc:
         raise JobRejected(f"model version {version.name}: {exc}") from exc
     return version.weights_uri
-
-
-def _enqueue(job: Job) -> Job:
-    """Send ``job`` to the workers once the transaction that created it commits."""
-    transaction.on_commit(lambda: _publish(job))
-    return job
-
-
-def _publish(job: Job) -> None:
-    """Publish the job's ``run_job`` message; if the broker refuses it, the job fails at once
-    with the broker's error (and can be retried) instead of staying queued forever."""
-    try:
-        # No time limits in the message: the worker applies its own EVALHUB_JOB_TIME_LIMIT.
-        run_job.apply_async((job.pk,), time_limit=None, soft_time_limit=None)
-    except Exception as exc:  # kombu's OperationalError, or the transport's own connection error
-        logger.exception("could not queue job #%s", job.pk)
-        Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
-            state=Job.State.FAILED, error=BROKER_UNREACHABLE.format(error=exc), finished_at=Now()
-        )
-        job.refresh_from_db()
 
 
 def _check_version_name(name: str) -> None:
@@ -146,7 +121,7 @@ def training_launch(
             progress_total=checked["max_steps"] or 0,
             created_by=user,
         )
-        return _enqueue(job)
+        return job_enqueue(job)
 
 
 def generation_launch(
@@ -186,7 +161,7 @@ def generation_launch(
             progress_total=prompts * options["images_per_prompt"],
             created_by=user,
         )
-        return _enqueue(job)
+        return job_enqueue(job)
 
 
 def job_cancel(job: Job) -> Job:
@@ -228,7 +203,7 @@ def job_retry(job: Job, *, user) -> Job:
             retry_of=job,
             created_by=user,
         )
-        return _enqueue(retry)
+        return job_enqueue(retry)
 
 
 def comparison_request(

@@ -174,3 +174,29 @@ def test_reading_jobs_writes_nothing(client, alice, running_job, settings):
         assert client.get(url).status_code == 200
     assert Job.objects.get(pk=running_job.pk).state == Job.State.RUNNING
     assert reaper.jobs_reap_stale() == 1
+
+
+def test_with_auto_retries_the_reaper_queues_a_failed_job_again_up_to_the_setting(
+    running_job, settings, alice, base_version, preference_study
+):
+    """EVALHUB_JOB_AUTO_RETRIES = 1: a job whose worker died is queued again once (the
+    retry continues from its checkpoint: tests/jobs/test_runner.py); a retry that dies too
+    is left failed. 0 (the default) queues nothing."""
+    settings.EVALHUB_JOB_HEARTBEAT_TIMEOUT = 30
+    settings.EVALHUB_JOB_AUTO_RETRIES = 1
+    Job.objects.filter(pk=running_job.pk).update(heartbeat_at=Now() - timedelta(seconds=31))
+    assert reaper.jobs_reap_stale() == 1
+    retry = Job.objects.get(retry_of=running_job)
+    assert retry.state == Job.State.QUEUED and retry.config == {
+        k: v for k, v in Job.objects.get(pk=running_job.pk).config.items() if k != "train_config"
+    }
+    runner.job_claim(retry.pk, "w2")
+    Job.objects.filter(pk=retry.pk).update(heartbeat_at=Now() - timedelta(seconds=31))
+    assert reaper.jobs_reap_stale() == 1
+    assert Job.objects.get(pk=retry.pk).state == Job.State.FAILED
+    assert not Job.objects.filter(retry_of=retry).exists()
+    settings.EVALHUB_JOB_AUTO_RETRIES = 0
+    other = runner.job_claim(launch_training(alice, base_version, preference_study).pk, "w3")
+    Job.objects.filter(pk=other.pk).update(heartbeat_at=Now() - timedelta(seconds=31))
+    assert reaper.jobs_reap_stale() == 1
+    assert not Job.objects.filter(retry_of=other).exists()

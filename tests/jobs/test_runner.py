@@ -384,3 +384,55 @@ def test_a_training_job_on_an_sft_data_set(client, alice, as_worker, base_versio
     page = client.get(f"/catalog/models/{version.pk}/").content.decode()
     assert f"training data (SFT) <code>{version.training_data_hash}</code>" in page
     assert f"images of <code>{SFT_SET}</code>" in page and "preference" not in page
+
+
+def test_a_retried_training_continues_from_the_checkpoint_its_run_left(
+    alice, as_worker, base_version, preference_study, settings
+):
+    """Cancelled after a few steps (the trainer checkpoints where it stops), then retried:
+    the retry continues from that step, keeps the first run's lines up to it, and ends."""
+    settings.EVALHUB_JOB_HEARTBEAT_SECONDS = 0.2
+    job = launch_training(
+        alice, base_version, preference_study, max_steps=20, loss_space="latent", batch_size=1
+    )
+    worker, outcome = run_in_thread(job)
+    deadline = time.monotonic() + 60
+    while steps_logged(job) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    services.job_cancel(Job.objects.get(pk=job.pk))
+    worker.join(timeout=60)
+    job.refresh_from_db()
+    assert outcome["state"] == Job.State.CANCELLED
+    stopped = job.progress_step
+    first = metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl")
+    retry = services.job_retry(job, user=alice)
+    assert runner.job_run(retry.pk) == Job.State.SUCCEEDED
+    retry.refresh_from_db()
+    assert runner.CONTINUING.format(job=job.pk, checkpoint=f"step-{stopped}") in retry.log_tail
+    lines = metrics_read(folders.job_folder(retry) / "run" / "metrics.jsonl")
+    steps = [line["step"] for line in lines if "loss" in line]
+    assert steps == list(range(1, 21)) and retry.progress_step == 20
+    kept = [line for line in first if "loss" in line and line["step"] <= stopped]
+    assert [line for line in lines if "loss" in line][:stopped] == kept
+    assert [line["step"] for line in lines if line.get("event") == "start"] == [0, stopped]
+
+
+def test_a_retry_whose_data_changed_starts_over(alice, as_worker, base_version, preference_study, settings):
+    """The checkpoint names other data (the study got judgments since): the log says so and
+    the run trains from step 0."""
+    settings.EVALHUB_JOB_HEARTBEAT_SECONDS = 0.2
+    job = launch_training(
+        alice, base_version, preference_study, max_steps=2, loss_space="latent", batch_size=1
+    )
+    checkpoint = folders.job_folder(job) / "run" / "checkpoints" / "step-1"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "training_state.json").write_text(
+        json.dumps({"step": 1, "config": {}, "data_hash": "0" * 64})
+    )
+    services.job_cancel(job)
+    retry = services.job_retry(Job.objects.get(pk=job.pk), user=alice)
+    assert runner.job_run(retry.pk) == Job.State.SUCCEEDED
+    retry.refresh_from_db()
+    assert f"cannot continue from job #{job.pk}'s checkpoint" in retry.log_tail
+    lines = metrics_read(folders.job_folder(retry) / "run" / "metrics.jsonl")
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2]

@@ -92,6 +92,13 @@ TRAINING_CASES = [
     ({"seed": MAX_SEED}, ACCEPTED),
     ({"seed": -1}, NEGATIVE.format(name="seed", value=-1)),
     ({"seed": 2**70}, TOO_LARGE.format(name="seed", cap=MAX_SEED, value=2**70)),
+    ({"checkpoint_every": 0}, ACCEPTED),  # none
+    ({"checkpoint_every": 50}, ACCEPTED),
+    ({"checkpoint_every": -1}, NEGATIVE.format(name="checkpoint_every", value=-1)),
+    (
+        {"checkpoint_every": MAX_STEPS + 1},
+        TOO_LARGE.format(name="checkpoint_every", cap=MAX_STEPS, value=MAX_STEPS + 1),
+    ),
     ({"validation_every": 0}, ACCEPTED),  # never
     ({"validation_every": 25}, ACCEPTED),
     ({"validation_every": -1}, NEGATIVE.format(name="validation_every", value=-1)),
