@@ -7,6 +7,7 @@ urlpatterns = [
     path("studies/<int:pk>/", views.study_page, name="study"),
     path("studies/<int:pk>/winrates.<str:fmt>", views.winrates, name="winrates"),
     path("studies/<int:pk>/judgments.csv", views.judgments, name="judgments"),
+    path("studies/<int:pk>/judgments.parquet", views.judgments_parquet, name="judgments_parquet"),
     path("studies/<int:pk>/participants.csv", views.participants, name="participants"),
     path("studies/<int:pk>/preferences.zip", views.preference_pairs, name="preference_pairs"),
     path("studies/<int:pk>/workforce/", views.workforce, name="workforce"),

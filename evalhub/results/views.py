@@ -1,5 +1,6 @@
 """Researcher pages of results: a study's page, downloads of its win-rate table in every
-export format (``?download=1``: the chart as an attachment too), of its judgments and of a
+export format (``?download=1``: the chart as an attachment too), of its judgments (CSV
+streamed as it is read, or Parquet) and of a
 best/worst study's preference pairs (a ZIP of the export folder), and the annotators'
 figures across studies, and a study's workforce (its annotators' flags, exclusions and
 reinstatements). ``?provisional=1`` counts items with fewer than N judgments, labelled
@@ -9,7 +10,7 @@ import tempfile
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
@@ -21,7 +22,8 @@ from annotate.workforce import annotator_exclude, annotator_reinstate
 from evalhub.accounts.decorators import permission_page
 from evalhub.results.annotator_overview import annotator_studies, annotators_overview
 from evalhub.results.errors import ResultsError
-from evalhub.results.judgments_csv import judgments_csv
+from evalhub.results.judgments_csv import judgments_csv_chunks
+from evalhub.results.judgments_parquet import PARQUET_CONTENT_TYPE, judgments_parquet_write
 from evalhub.results.majority import majority_rule
 from evalhub.results.participants_csv import participants_csv
 from evalhub.results.preference_export import preference_pairs_zip
@@ -83,10 +85,33 @@ def winrates(request, pk: int, fmt: str):
 
 @permission_page("annotate.view_judgment")
 def judgments(request, pk: int):
+    """Every judgment of the study as CSV, streamed: the header at once, then the rows as
+    the database cursor yields them (evalhub.results.judgments_csv)."""
     study = get_object_or_404(Study, pk=pk)
-    response = HttpResponse(judgments_csv(study), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(judgments_csv_chunks(study), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="judgments-study-{study.pk}.csv"'
     return response
+
+
+@permission_page("annotate.view_judgment")
+def judgments_parquet(request, pk: int):
+    """Every judgment of the study as Parquet, typed columns. Written whole to a temporary
+    file first (a Parquet file ends with its footer, so it cannot go out as it is read),
+    then streamed from it; the file is deleted when the response closes it."""
+    study = get_object_or_404(Study, pk=pk)
+    out = tempfile.TemporaryFile()
+    try:
+        judgments_parquet_write(study, out)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return FileResponse(
+        out,
+        as_attachment=True,
+        filename=f"judgments-study-{study.pk}.parquet",
+        content_type=PARQUET_CONTENT_TYPE,
+    )
 
 
 @permission_page("annotate.view_judgment")
