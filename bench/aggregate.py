@@ -269,6 +269,18 @@ def time_exports(args, study_id: int, judgments: int) -> None:
 
 def database_fresh(url: str) -> None:
     """Drop and create the bench's database (a SQLite file: delete it)."""
+    database_drop(url, create=True)
+
+
+def database_drop(url: str, *, create: bool = False) -> None:
+    """Drop the bench's database (a SQLite file: delete it); with ``create``, make it anew.
+    Django's connections to it are closed first."""
+    from django.conf import settings
+
+    if settings.configured:
+        from django.db import connections
+
+        connections.close_all()
     if url.startswith("sqlite:"):
         Path(url.removeprefix("sqlite://")).unlink(missing_ok=True)
         return
@@ -277,21 +289,8 @@ def database_fresh(url: str) -> None:
     admin_url, name = url.rsplit("/", 1)
     with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def database_drop(url: str) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    if url.startswith("sqlite:"):
-        Path(url.removeprefix("sqlite://")).unlink(missing_ok=True)
-        return
-    import psycopg
-
-    admin_url, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def django_setup(database: str) -> None:
