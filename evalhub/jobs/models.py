@@ -63,6 +63,14 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} job #{self.pk}"
 
+    def earlier_runs(self):
+        """The jobs this one repeats, newest first: its ``retry_of``, that job's, and so on
+        (a retry always names an older job, so the chain ends)."""
+        earlier = self.retry_of
+        while earlier is not None:
+            yield earlier
+            earlier = earlier.retry_of
+
     @property
     def is_finished(self) -> bool:
         return self.state in self.FINISHED

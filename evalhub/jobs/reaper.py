@@ -3,6 +3,7 @@ and each worker runs as it starts; with ``EVALHUB_JOB_AUTO_RETRIES``, queueing t
 
 import logging
 from datetime import timedelta
+from itertools import islice
 
 from django.conf import settings
 from django.db.models.functions import Now
@@ -45,11 +46,8 @@ def _retry_automatically(job_id: int) -> Job | None:
     the retry, or None. A retry the launch checks refuse (its version name taken since) is
     logged and left to the researcher."""
     job = Job.objects.select_related("created_by").get(pk=job_id)
-    depth, earlier = 0, job.retry_of_id
-    while earlier is not None and depth < settings.EVALHUB_JOB_AUTO_RETRIES:
-        depth += 1
-        earlier = Job.objects.filter(pk=earlier).values_list("retry_of_id", flat=True).first()
-    if depth >= settings.EVALHUB_JOB_AUTO_RETRIES:
+    limit = settings.EVALHUB_JOB_AUTO_RETRIES
+    if sum(1 for _ in islice(job.earlier_runs(), limit)) >= limit:
         return None
     try:
         return services.job_retry(job, user=job.created_by)

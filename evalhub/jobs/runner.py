@@ -349,13 +349,10 @@ def _resume_point(job: Job) -> tuple[Job, Path] | None:
     stopped; a run whose worker died, its last ``checkpoint_every`` one."""
     from training.checkpoints import checkpoints_in
 
-    earlier, seen = job.retry_of, set()
-    while earlier is not None and earlier.pk not in seen:
-        seen.add(earlier.pk)
+    for earlier in job.earlier_runs():
         found = checkpoints_in(job_folder(earlier) / "run")
         if found:
             return earlier, found[-1]
-        earlier = earlier.retry_of
     return None
 
 
