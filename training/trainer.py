@@ -62,6 +62,7 @@ from training.options import MAX_STEPS, steps_for_epochs, validation_interval
 from training.pipelines import DENOISER_PART, pipeline_family
 from training.precision import load_for_training, part_dtypes, place
 from training.prediction import check_prediction_type
+from training.run_files import METRICS_FILE
 from training.sampling import EpochPermutation, drop_captions, flip_together, step_draws
 from training.validation import images_array, render_validation, save_validation, validation_plan
 
@@ -546,7 +547,7 @@ class _Run:
         return gather_object([digest.hexdigest()[:16]])
 
     def _open_metrics(self, start: int):
-        path = self.out / "metrics.jsonl"
+        path = self.out / METRICS_FILE
         kept = []
         if start and path.is_file():
             # A resumed run replaces what the interrupted one logged after its checkpoint.

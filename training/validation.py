@@ -24,13 +24,11 @@ from diffusers import DDIMScheduler
 
 from training.generate import default_guidance, read_prompts, render_images
 from training.models import denoiser_of, vae_decode
-
-SAMPLES_DIR = "samples"
-PROMPTS_FILE = "prompts.json"
+from training.run_files import SAMPLE_PROMPTS_FILE, SAMPLES_DIR, sample_image_name, sample_step_dir
 
 
 def samples_folder(output_dir: Path, step: int) -> Path:
-    return output_dir / SAMPLES_DIR / f"step-{step:06d}"
+    return output_dir / SAMPLES_DIR / sample_step_dir(step)
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class ValidationPlan:
             "steps": self.steps,
             "guidance": self.guidance,
         }
-        (folder / PROMPTS_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        (folder / SAMPLE_PROMPTS_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
 def validation_plan(config, dataset, family: str, every: int) -> ValidationPlan:
@@ -117,7 +115,7 @@ def save_validation(output_dir: Path, step: int, images: list) -> Path:
     folder = samples_folder(output_dir, step)
     folder.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(images):
-        image.save(folder / f"{index:02d}.png")
+        image.save(folder / sample_image_name(index))
     return folder
 
 

@@ -49,6 +49,7 @@ from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_since
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
+from training.run_files import METRICS_FILE, SAMPLES_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +325,7 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
     full = resolved(config, pipeline_family(config.model))
     job.config = {**job.config, "train_config": full.to_dict()}
     job.save(update_fields=["config"])
-    monitor.metrics_path = folder / "run" / "metrics.jsonl"
+    monitor.metrics_path = run / METRICS_FILE
     # Under epochs the steps are unknown until the run's start line (JobMonitor._event).
     monitor.set_progress(0, full.max_steps or 0)
     length = f"{full.max_steps} steps" if full.max_steps else f"epochs {full.epochs}"
@@ -361,10 +362,10 @@ def _carry_over(source: Path, run: Path) -> None:
     the trainer keeps the lines up to the checkpoint (and rewrites the rest), so the job's
     curve and grid start at step 1, not at the checkpoint."""
     run.mkdir(parents=True, exist_ok=True)
-    if (source / "metrics.jsonl").is_file():
-        shutil.copyfile(source / "metrics.jsonl", run / "metrics.jsonl")
-    if (source / "samples").is_dir():
-        shutil.copytree(source / "samples", run / "samples", dirs_exist_ok=True)
+    if (source / METRICS_FILE).is_file():
+        shutil.copyfile(source / METRICS_FILE, run / METRICS_FILE)
+    if (source / SAMPLES_DIR).is_dir():
+        shutil.copytree(source / SAMPLES_DIR, run / SAMPLES_DIR, dirs_exist_ok=True)
 
 
 def validation_prompts_write(job: Job, *, count: int | None = None) -> Path:

@@ -14,6 +14,13 @@ from evalhub.jobs.job_options import TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_read
 from evalhub.jobs.models import Job
 from training.options import MAX_STEPS, MAX_VALIDATION_PROMPTS
+from training.run_files import (
+    METRICS_FILE,
+    SAMPLE_PROMPTS_FILE,
+    SAMPLES_DIR,
+    sample_image_name,
+    sample_step_dir,
+)
 
 CHART_SERIES = ("loss", "latent_loss", "pixel_loss")  # the loss chart's lines, in legend order
 # The preference chart's lines, by loss term: the model's (and DPO's reference's) mean
@@ -28,7 +35,7 @@ METRIC_FIELDS = (
 )  # fmt: skip
 MAX_POINTS = 2000
 
-SAMPLES = "samples"  # under the run's folder: prompts.json and step-{K:06d}/{i:02d}.png
+# What training.run_files names; a listed name counts only if it is exactly that name.
 SAMPLE_STEP = re.compile(r"step-(\d{6,7})")
 SAMPLE_IMAGE = re.compile(r"(\d{2})\.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +55,7 @@ def job_metrics(job: Job) -> list[dict]:
         return []
     points = [
         {k: record[k] for k in METRIC_FIELDS if k in record}
-        for record in metrics_read(job_folder(job) / "run" / "metrics.jsonl")
+        for record in metrics_read(job_folder(job) / "run" / METRICS_FILE)
         if "loss" in record
     ]
     stride = max(1, -(-len(points) // MAX_POINTS))
@@ -73,7 +80,7 @@ def sample_path(job: Job, step: int, index: int) -> Path | None:
     writes it; ``None`` for numbers no run writes."""
     if not (0 <= step <= MAX_STEPS and 0 <= index < MAX_VALIDATION_PROMPTS):
         return None
-    return job_folder(job) / "run" / SAMPLES / f"step-{step:06d}" / f"{index:02d}.png"
+    return job_folder(job) / "run" / SAMPLES_DIR / sample_step_dir(step) / sample_image_name(index)
 
 
 def job_samples(job: Job) -> dict | None:
@@ -83,13 +90,13 @@ def job_samples(job: Job) -> dict | None:
     ``None`` for a generation or a run that rendered nothing yet."""
     if job.kind != Job.Kind.TRAINING:
         return None
-    root = job_folder(job) / "run" / SAMPLES
+    root = job_folder(job) / "run" / SAMPLES_DIR
     if not root.is_dir():
         return None
     steps = []
     for folder in root.iterdir():
         match = SAMPLE_STEP.fullmatch(folder.name)
-        if not match or folder.name != f"step-{int(match.group(1)):06d}" or not folder.is_dir():
+        if not match or folder.name != sample_step_dir(int(match.group(1))) or not folder.is_dir():
             continue
         indexes = sorted(
             int(m.group(1))
@@ -107,7 +114,7 @@ def job_samples(job: Job) -> dict | None:
     steps.sort(key=lambda row: -row["step"])
     first = sample_path(job, steps[0]["step"], steps[0]["images"][0]["index"])
     width, height = _png_size(first) or (None, None)
-    prompts = _sample_prompts(root / "prompts.json")
+    prompts = _sample_prompts(root / SAMPLE_PROMPTS_FILE)
     return {"prompts": prompts, "width": width, "height": height, "steps": steps}
 
 
