@@ -26,9 +26,23 @@ autovacuum would after a bulk load), the ones the run fills are not (see
 The bench database is dropped and created anew each run (``--keep`` keeps it after).
 Targets on the 2-core machine: p99 of next and of submit under 100 ms at 32
 annotators, and at least 200 judgments/second.
+
+``--mode images`` measures instead the image fetches per second one web process sustains
+(``--workers 1`` unless given): each annotator leases ``--count`` tasks once, then fetches
+their images from the per-task token URLs (``annotate.views.image``, with a session cookie
+as the labeling page does) in a loop, with no pause. The images are ``--image-size``
+squared PNGs of noise (incompressible, about 3 bytes a pixel). ``--storage s3`` keeps them
+in a bucket of a moto S3 server this bench starts on loopback (tests/s3.py; the web
+process reads each one from it per fetch); the default is the media folder. The report
+adds MB/s and the CPU of the S3 server, and checks every fetch answered 200 with the same
+length on each fetch of one URL (one task serves the same bytes every time).
+
+    .venv/bin/python bench/annotation_load.py --mode images --storage filesystem
+    .venv/bin/python bench/annotation_load.py --mode images --storage s3
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -51,15 +65,18 @@ sys.path.insert(0, str(REPO))  # the set-up steps import the project
 # ---------------------------------------------------------------- set-up (runs under Django)
 
 
-def seed(prompts: int, annotators: int, overlap: int, exposure: str, revealed: int) -> dict:
-    """Prompt set, two models' images, an A/B study (both criteria), annotators with tokens,
-    each shown ``revealed`` of the study's images with their prompt beforehand."""
+def seed(prompts: int, annotators: int, overlap: int, exposure: str, revealed: int, image_size: int) -> dict:
+    """Prompt set, two models' images, an A/B study (both criteria), annotators with tokens
+    and logged-in sessions, each shown ``revealed`` of the study's images with their prompt
+    beforehand. Images of 8 pixels a side are plain colours; larger ones are noise."""
     import django
 
     django.setup()
     import io
 
+    from django.conf import settings
     from django.contrib.auth.models import User
+    from django.test import Client
     from PIL import Image
     from rest_framework.authtoken.models import Token
 
@@ -84,13 +101,16 @@ def seed(prompts: int, annotators: int, overlap: int, exposure: str, revealed: i
             return self.files[path]
 
     source, manifest, counter = MemorySource(), [], 0
+    noise = random.Random(1)
     for model in ("bench-a", "bench-b"):
         for i in range(prompts):
             counter += 1
             buffer = io.BytesIO()
-            Image.new("RGB", (8, 8), (counter // 65536, counter // 256 % 256, counter % 256)).save(
-                buffer, "PNG"
-            )
+            if image_size == 8:
+                image = Image.new("RGB", (8, 8), (counter // 65536, counter // 256 % 256, counter % 256))
+            else:
+                image = Image.frombytes("RGB", (image_size, image_size), noise.randbytes(3 * image_size**2))
+            image.save(buffer, "PNG")
             source.files[f"{model}/{i}.png"] = buffer.getvalue()
             manifest.append(
                 json.dumps(
@@ -117,16 +137,21 @@ def seed(prompts: int, annotators: int, overlap: int, exposure: str, revealed: i
     )
     images = sorted(set(TaskImage.objects.filter(task__study=study).values_list("image_id", flat=True)))
     rng = random.Random(0)
-    tokens = []
+    tokens, sessions = [], []
     for i in range(annotators):
         user = User.objects.create_user(f"bench{i}")
         user_grant_role(user=user, role="annotators")
         tokens.append(Token.objects.create(user=user).key)
+        browser = Client()
+        browser.force_login(user)
+        sessions.append(
+            f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
         ImageExposure.objects.bulk_create(
             ImageExposure(annotator=user, image_id=image, context=ImageExposure.Context.REVEALING)
             for image in rng.sample(images, min(revealed, len(images)))
         )
-    return {"study": study.pk, "tasks": study.tasks.count(), "tokens": tokens}
+    return {"study": study.pk, "tasks": study.tasks.count(), "tokens": tokens, "sessions": sessions}
 
 
 def check(study_id: int) -> dict:
@@ -186,20 +211,27 @@ class KeepAliveClient:
     costs the load generator more CPU than the server spends on some calls, on the same
     two cores; this parses the status line and two headers."""
 
-    def __init__(self, port: int, token: str):
+    def __init__(self, port: int, token: str, session: str = ""):
         self.port = port
         self.headers = (
             f"Host: 127.0.0.1:{port}\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
         )
+        # The images go by session, as in the browser; the API by token (a POST with the
+        # session cookie would need a CSRF token too).
+        self.cookie = f"Cookie: {session}\r\n" if session else ""
         self.sock = None
         self.pending = b""
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        return self.request("POST", path, body)
+
+    def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self.sock is None:
             self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.pending = b""
-        request = f"POST {path} HTTP/1.1\r\n{self.headers}Content-Length: {len(body)}\r\n\r\n"
+        headers = self.headers + (self.cookie if method == "GET" else "")
+        request = f"{method} {path} HTTP/1.1\r\n{headers}Content-Length: {len(body)}\r\n\r\n"
         self.sock.sendall(request.encode() + body)
         while b"\r\n\r\n" not in self.pending:
             self.pending += self._receive()
@@ -215,15 +247,18 @@ class KeepAliveClient:
                 close = value.strip().lower() == b"close"
             elif name == b"transfer-encoding":
                 raise ValueError("chunked responses are not expected from these endpoints")
-        while len(rest) < length:
-            rest += self._receive()
+        chunks, have = [rest], len(rest)
+        while have < length:  # an image is hundreds of kilobytes: join once, not per chunk
+            chunks.append(self._receive())
+            have += len(chunks[-1])
+        rest = b"".join(chunks)
         data, self.pending = rest[:length], rest[length:]
         if close:
             self.close()
         return status, data
 
     def _receive(self) -> bytes:
-        chunk = self.sock.recv(65536)
+        chunk = self.sock.recv(262144)
         if not chunk:
             raise ConnectionError("the server closed the connection")
         return chunk
@@ -245,7 +280,7 @@ def annotator_loop(port, study_id, token, deadline, results, seed_value):
         except (OSError, ValueError):
             client.close()
             status, data = 0, b"{}"
-        results.append((kind, status, time.perf_counter() - started))
+        results.append((kind, status, time.perf_counter() - started, len(data)))
         return status, data
 
     progress = True  # as the page: the counter comes with each answer's acknowledgement
@@ -268,12 +303,47 @@ def annotator_loop(port, study_id, token, deadline, results, seed_value):
     client.close()
 
 
-def load_process(port, study_id, tokens, deadline, queue):
+def image_viewer_loop(port, study_id, credentials, deadline, results, count):
+    """Lease ``count`` tasks once, then fetch their images round and round until the
+    deadline. Each result is ("image", status, seconds, bytes); a fetch whose length differs
+    from the first fetch of its URL counts as status -1."""
+    token, session = credentials
+    client = KeepAliveClient(port, token, session)
+    status, data = client.post(
+        f"/api/annotate/studies/{study_id}/next/", json.dumps({"count": count}).encode()
+    )
+    if status != 200:
+        results.append(("lease", status, 0.0, 0))
+        return
+    urls = [image["url"] for assignment in json.loads(data)["assignments"] for image in assignment["images"]]
+    lengths: dict[str, int] = {}
+    fetches = 0
+    while urls and time.perf_counter() < deadline:
+        url = urls[fetches % len(urls)]
+        fetches += 1
+        started = time.perf_counter()
+        try:
+            status, body = client.request("GET", url)
+        except (OSError, ValueError):
+            client.close()
+            status, body = 0, b""
+        seconds = time.perf_counter() - started
+        if status == 200 and lengths.setdefault(url, len(body)) != len(body):
+            status = -1
+        results.append(("image", status, seconds, len(body)))
+    client.close()
+
+
+def load_process(port, study_id, credentials, deadline, queue, mode, count):
     results = []
     started = time.process_time()
     threads = [
         threading.Thread(target=annotator_loop, args=(port, study_id, token, deadline, results, i))
-        for i, token in enumerate(tokens)
+        if mode == "annotate"
+        else threading.Thread(
+            target=image_viewer_loop, args=(port, study_id, (token, session), deadline, results, count)
+        )
+        for i, (token, session) in enumerate(credentials)
     ]
     for thread in threads:
         thread.start()
@@ -406,17 +476,41 @@ def percentile(values: list[float], q: float) -> float:
     )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["annotate", "images"],
+        default="annotate",
+        help="annotate: next + submit (default); images: image fetches from the token URLs",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=["filesystem", "s3"],
+        default="filesystem",
+        help="where the images are kept: the media folder (default) or a bucket of a local moto S3 server",
     )
     parser.add_argument("--annotators", type=int, default=32, help="simulated annotators (default 32)")
     parser.add_argument("--seconds", type=float, default=30, help="how long the load runs (default 30)")
     parser.add_argument(
-        "--prompts", type=int, default=4000, help="prompts; the study has 2 tasks each (default 4000)"
+        "--prompts",
+        type=int,
+        help="prompts; the study has 2 tasks each (default 4000; 64 with --mode images)",
     )
     parser.add_argument("--overlap", type=int, default=5, help="annotators per task, N (default 5)")
-    parser.add_argument("--workers", type=int, default=3, help="server worker processes (default 3)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="side of the square images in pixels (default 8: plain colours; 512 with --mode images: noise)",
+    )
+    parser.add_argument(
+        "--count", type=int, default=3, help="--mode images: tasks each annotator leases and fetches (1-3)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="server worker processes (default 3; 1 with --mode images)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -444,17 +538,55 @@ def main() -> int:
     parser.add_argument("--_seed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_check", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    images = args.mode == "images"
+    args.prompts = args.prompts or (64 if images else 4000)
+    args.image_size = args.image_size or (512 if images else 8)
+    args.workers = args.workers or (1 if images else 3)
+    if not 1 <= args.count <= 3:
+        parser.error("--count must be 1, 2 or 3 (the most tasks one call to next leases)")
+    return args
+
+
+@contextlib.contextmanager
+def object_store(storage: str, var_dir: str):
+    """The environment that keeps the app's files in a bucket of a moto S3 server started
+    on loopback for the block (tests/s3.py), and the server's process; nothing and None
+    for the filesystem."""
+    if storage == "filesystem":
+        yield {}, None
+        return
+    import psutil
+
+    from tests.s3 import bucket_create, moto_server, s3_environment
+
+    with moto_server(Path(var_dir) / "moto.log") as endpoint:
+        server = next(
+            child for child in psutil.Process().children() if "moto.server" in " ".join(child.cmdline())
+        )
+        yield s3_environment(endpoint, bucket_create(endpoint)), server
+
+
+def main() -> int:
+    args = parse_args()
     if args._seed:
-        print(json.dumps(seed(args.prompts, args.annotators, args.overlap, args.exposure, args.revealed)))
+        seeded = seed(
+            args.prompts, args.annotators, args.overlap, args.exposure, args.revealed, args.image_size
+        )
+        print(json.dumps(seeded))
         return 0
     if args._check is not None:
         print(json.dumps(check(args._check)))
         return 0
-
-    admin_url, name = args.database.rsplit("/", 1)
     var_dir = tempfile.mkdtemp(prefix="evalhub-bench-")
+    with object_store(args.storage, var_dir) as (storage_env, store_process):
+        return measure(args, var_dir, storage_env, store_process)
+
+
+def measure(args, var_dir: str, storage_env: dict, store_process) -> int:
+    admin_url, name = args.database.rsplit("/", 1)
     env = {
         **os.environ,
+        **storage_env,
         "DATABASE_URL": args.database,
         "DEBUG": "0",
         "SECRET_KEY": "bench-only-" + "k3y" * 20,  # production settings want 50+ characters
@@ -470,31 +602,18 @@ def main() -> int:
     with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
-    print(f"set-up: migrating and seeding {args.prompts} prompts, {args.annotators} annotators…", flush=True)
+    print(
+        f"set-up: migrating and seeding {args.prompts} prompts ({args.image_size}² images, "
+        f"{args.storage}), {args.annotators} annotators…",
+        flush=True,
+    )
     run([PYTHON, "manage.py", "migrate", "-v0"], env)
+    seed_command = [PYTHON, __file__, "--_seed", "--mode", args.mode, "--prompts", str(args.prompts)]
+    seed_command += ["--annotators", str(args.annotators), "--overlap", str(args.overlap)]
+    seed_command += ["--exposure", args.exposure, "--revealed", str(args.revealed)]
+    seed_command += ["--image-size", str(args.image_size)]
     seeded = json.loads(
-        run(
-            [
-                PYTHON,
-                __file__,
-                "--_seed",
-                "--prompts",
-                str(args.prompts),
-                "--annotators",
-                str(args.annotators),
-                "--overlap",
-                str(args.overlap),
-                "--exposure",
-                args.exposure,
-                "--revealed",
-                str(args.revealed),
-            ],
-            env,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
+        run(seed_command, env, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     )
 
     analyze_filled_tables(args.database)
@@ -510,17 +629,20 @@ def main() -> int:
         for _ in range(3 * args.workers):
             wait_for(port)
         web, database = server_processes(server.pid, name)
-        cpu_before = (cpu_seconds(web), cpu_seconds(database))
+        store = [store_process] if store_process else []
+        cpu_before = (cpu_seconds(web), cpu_seconds(database), cpu_seconds(store))
         queue = multiprocessing.Queue()
         started = time.perf_counter()
         deadline = started + args.seconds
-        share = [seeded["tokens"][i :: args.clients] for i in range(args.clients)]
+        credentials = list(zip(seeded["tokens"], seeded["sessions"], strict=True))
+        share = [credentials[i :: args.clients] for i in range(args.clients)]
         clients = [
             multiprocessing.Process(
-                target=load_process, args=(port, seeded["study"], tokens, deadline, queue)
+                target=load_process,
+                args=(port, seeded["study"], annotators, deadline, queue, args.mode, args.count),
             )
-            for tokens in share
-            if tokens
+            for annotators in share
+            if annotators
         ]
         for client in clients:
             client.start()
@@ -534,6 +656,7 @@ def main() -> int:
         cpu = {
             "web": cpu_seconds(web) - cpu_before[0],
             "database": cpu_seconds(database) - cpu_before[1],
+            **({"S3 server": cpu_seconds(store) - cpu_before[2]} if store else {}),
             "load generator": sum(seconds for _, seconds in reports),
         }
         results = [row for rows, _ in reports for row in rows]
@@ -541,17 +664,75 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=30)
 
+    if args.mode == "images":
+        ok = image_report(args, seeded, results, elapsed, cpu, spread)
+    else:
+        ok = annotate_report(args, env, seeded, results, elapsed, cpu, spread)
+    if not args.keep:
+        with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0 if ok else 1
+
+
+def error_counts(results) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+    for kind, status, _, _ in results:
+        if status not in (200, 201):
+            statuses[f"{kind} {status}"] = statuses.get(f"{kind} {status}", 0) + 1
+    return statuses
+
+
+def latency_line(kind: str, times: list[float]) -> str:
+    return (
+        f"{kind:>6}: n={len(times):6d}  p50 {percentile(times, 0.5):6.1f} ms"
+        f"  p95 {percentile(times, 0.95):6.1f} ms"
+        f"  p99 {percentile(times, 0.99):6.1f} ms  max {percentile(times, 1):6.1f} ms"
+    )
+
+
+def cpu_line(cpu: dict[str, float], per: int, unit: str, elapsed: float) -> str:
+    return (
+        f"CPU per {unit}, of {os.cpu_count()} cores × {elapsed:.1f} s: "
+        + ", ".join(f"{name} {1000 * seconds / max(per, 1):.2f} ms" for name, seconds in cpu.items())
+        + f"; busy {100 * sum(cpu.values()) / (elapsed * os.cpu_count()):.0f}%"
+    )
+
+
+def image_report(args, seeded, results, elapsed, cpu, spread) -> bool:
+    """Image fetches per second and their latency; PASS when every fetch answered 200 with
+    the length of its URL's first fetch."""
+    fetched = [
+        (seconds, size) for kind, status, seconds, size in results if kind == "image" and status == 200
+    ]
+    statuses = error_counts(results)
+    megabytes = sum(size for _, size in fetched) / 1e6
+    print(
+        f"image fetches: {args.annotators} annotators × {args.count} tasks × 2 images, "
+        f"{args.storage} storage, {server_name(args)} {args.workers}×{args.threads}, "
+        f"{args.clients} client processes, {elapsed:.1f} s, {args.image_size}² PNG of noise"
+    )
+    print(
+        f"images served: {len(fetched)}  ({len(fetched) / elapsed:.0f} fetches/s, "
+        f"{megabytes / elapsed:.1f} MB/s, {1000 * megabytes / max(len(fetched), 1):.0f} kB each)"
+    )
+    print(f"connections per server worker: {', '.join(map(str, spread))}")
+    print(latency_line("image", [seconds for seconds, _ in fetched]))
+    print(f"errors: {statuses or 'none'}")
+    print(cpu_line(cpu, len(fetched), "image fetch", elapsed))
+    ok = bool(fetched) and not statuses
+    print(f"integrity: every fetch 200, one length per URL -> {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def annotate_report(args, env, seeded, results, elapsed, cpu, spread) -> bool:
+    """Judgments per second, the latency of next and submit, and the database checked."""
     integrity = json.loads(
         run([PYTHON, __file__, "--_check", str(seeded["study"])], env, capture_output=True, text=True)
         .stdout.strip()
         .splitlines()[-1]
     )
-    created = sum(1 for kind, status, _ in results if kind == "submit" and status == 201)
-    statuses: dict[str, int] = {}
-    for kind, status, _ in results:
-        if status not in (200, 201):
-            statuses[f"{kind} {status}"] = statuses.get(f"{kind} {status}", 0) + 1
-
+    created = sum(1 for kind, status, _, _ in results if kind == "submit" and status == 201)
+    statuses = error_counts(results)
     print(
         f"annotators {args.annotators}, {server_name(args)} {args.workers}×{args.threads}, "
         f"{args.clients} client processes, {elapsed:.1f} s, "
@@ -561,18 +742,13 @@ def main() -> int:
     print(f"judgments recorded: {created}  ({created / elapsed:.0f} judgments/s)")
     print(f"connections per server worker: {', '.join(map(str, spread))}")
     for kind in ("next", "submit"):
-        times = [seconds for k, status, seconds in results if k == kind and status in (200, 201)]
         print(
-            f"{kind:>6}: n={len(times):6d}  p50 {percentile(times, 0.5):6.1f} ms"
-            f"  p95 {percentile(times, 0.95):6.1f} ms"
-            f"  p99 {percentile(times, 0.99):6.1f} ms  max {percentile(times, 1):6.1f} ms"
+            latency_line(
+                kind, [seconds for k, status, seconds, _ in results if k == kind and status in (200, 201)]
+            )
         )
     print(f"errors: {statuses or 'none'}")
-    print(
-        f"CPU per judgment (next + submit), of {os.cpu_count()} cores × {elapsed:.1f} s: "
-        + ", ".join(f"{name} {1000 * seconds / max(created, 1):.2f} ms" for name, seconds in cpu.items())
-        + f"; busy {100 * sum(cpu.values()) / (elapsed * os.cpu_count()):.0f}%"
-    )
+    print(cpu_line(cpu, created, "judgment (next + submit)", elapsed))
     counts_exact = not (
         integrity["counter_mismatch"]
         or integrity["open_count_mismatch"]
@@ -595,11 +771,7 @@ def main() -> int:
         f"after being revealed, {integrity['leased_unrecorded']} leased but not written "
         f"-> {'PASS' if ok else 'FAIL'}"
     )
-
-    if not args.keep:
-        with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

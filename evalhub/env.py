@@ -80,6 +80,64 @@ def env_cache(name: str) -> dict:
     raise ImproperlyConfigured(f"{name} must be empty or a redis:// URL, got {url!r}")
 
 
+# An S3-compatible object store (AWS S3, MinIO, Ceph, R2) is chosen by naming its bucket;
+# credentials come the way boto3 finds them (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a
+# profile, an instance role), or EVALHUB_S3_ACCESS_KEY / EVALHUB_S3_SECRET_KEY.
+S3_BACKEND = "storages.backends.s3.S3Storage"
+IMAGE_S3_BACKEND = "evalhub.image_s3_storage.ImageS3Storage"  # one GET per image read
+S3_ADDRESSING_STYLES = ("", "auto", "path", "virtual")
+
+
+def env_storages() -> dict[str, dict]:
+    """Django's ``default`` storage (images and uploads) and EvalHub's ``artifacts`` storage
+    (exports, checkpoints, trained weights, job metrics and samples).
+
+    Without ``EVALHUB_S3_BUCKET``, both are folders of this machine: ``MEDIA_ROOT`` and
+    ``EVALHUB_JOBS_DIR`` (read when used, so a test's settings move them). With it, both
+    are prefixes of that bucket (``EVALHUB_S3_PREFIX``, then ``media/`` and ``jobs/``),
+    reached at ``EVALHUB_S3_ENDPOINT_URL`` (empty for AWS) in ``EVALHUB_S3_REGION``.
+    Objects are private (no ACL is set) and never linked: the app streams what it serves,
+    so no URL names a key.
+    """
+    bucket = os.environ.get("EVALHUB_S3_BUCKET", "").strip()
+    if not bucket:
+        return {
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "artifacts": {"BACKEND": "evalhub.storage.JobsFolderStorage"},
+        }
+    style = os.environ.get("EVALHUB_S3_ADDRESSING_STYLE", "").strip().lower()
+    if style not in S3_ADDRESSING_STYLES:
+        raise ImproperlyConfigured(
+            f"EVALHUB_S3_ADDRESSING_STYLE must be one of auto, path, virtual, got {style!r}"
+        )
+    prefix = os.environ.get("EVALHUB_S3_PREFIX", "").strip().strip("/")
+    options = {
+        "bucket_name": bucket,
+        "endpoint_url": os.environ.get("EVALHUB_S3_ENDPOINT_URL", "").strip() or None,
+        "region_name": os.environ.get("EVALHUB_S3_REGION", "").strip() or None,
+        "access_key": os.environ.get("EVALHUB_S3_ACCESS_KEY") or None,
+        "secret_key": os.environ.get("EVALHUB_S3_SECRET_KEY") or None,
+        "addressing_style": style if style and style != "auto" else None,
+        "default_acl": None,
+        "querystring_auth": True,  # a URL, if anything ever asked for one, would expire
+    }
+    # Images are small and stored under fresh random names; artifacts are replaced in place
+    # (a run's metrics, the newest checkpoint) and can be gigabytes, which a download
+    # spools to disk past 16 MiB instead of holding in memory.
+    per_alias = {
+        "default": {"location": "media", "file_overwrite": False},
+        "artifacts": {"location": "jobs", "file_overwrite": True, "max_memory_size": 16 * 1024 * 1024},
+    }
+    backends = {"default": IMAGE_S3_BACKEND, "artifacts": S3_BACKEND}
+    return {
+        alias: {
+            "BACKEND": backends[alias],
+            "OPTIONS": {**options, **extra, "location": "/".join(filter(None, (prefix, extra["location"])))},
+        }
+        for alias, extra in per_alias.items()
+    }
+
+
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """A copy of this process's environment with ``overrides``, for child processes."""
     return {**os.environ, **overrides}

@@ -14,7 +14,16 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from evalhub.catalog.limits import ALL as IMPORT_LIMITS
-from evalhub.env import env_bool, env_cache, env_int, env_list, env_rate, env_str, load_env_file
+from evalhub.env import (
+    env_bool,
+    env_cache,
+    env_int,
+    env_list,
+    env_rate,
+    env_storages,
+    env_str,
+    load_env_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local development's variables (`make demo` writes DEBUG=1 there); empty: no file is read.
@@ -228,8 +237,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "evalhub" / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Jobs (evalhub/jobs): the folder where a worker runs them (exports, checkpoints, trained
+# models, metrics). On one machine it is also where their files are kept; with object
+# storage it is the worker's scratch space and the artifacts storage keeps the files.
+EVALHUB_JOBS_DIR = Path(env_str("EVALHUB_JOBS_DIR", str(VAR_DIR / "jobs"))).resolve()
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    **env_storages(),
     "staticfiles": {
         "BACKEND": "evalhub.static_files.StaticFilesStorage"
         if not DEBUG
@@ -247,17 +260,23 @@ for _limit in IMPORT_LIMITS:
 # more votes than any other option) or "absolute" (also more than half the votes).
 EVALHUB_MAJORITY_RULE = env_str("EVALHUB_MAJORITY_RULE", "plurality")
 
-# Jobs (evalhub/jobs): where runs write their data, checkpoints and final models (GPU
-# workers on other machines need it on shared storage), how often a running job's worker
-# reports, after how long without a report the job is declared failed, and the longest a
-# job may run (a backstop far above any real run: the paper's longest is days on one GPU).
-EVALHUB_JOBS_DIR = Path(env_str("EVALHUB_JOBS_DIR", str(VAR_DIR / "jobs"))).resolve()
+# How often a running job's worker reports, after how long without a report the job is
+# declared failed, and the longest a job may run (a backstop far above any real run: the
+# paper's longest is days on one GPU).
 EVALHUB_JOB_HEARTBEAT_SECONDS = env_int("EVALHUB_JOB_HEARTBEAT_SECONDS", 5)
 EVALHUB_JOB_HEARTBEAT_TIMEOUT = env_int("EVALHUB_JOB_HEARTBEAT_TIMEOUT", 60)
 EVALHUB_JOB_TIME_LIMIT = env_int("EVALHUB_JOB_TIME_LIMIT", 14 * 24 * 3600)
 # How many times a job whose worker died is queued again by the reaper (a retried training
 # continues from its last checkpoint); 0: only a researcher's retry.
 EVALHUB_JOB_AUTO_RETRIES = env_int("EVALHUB_JOB_AUTO_RETRIES", 0)
+# With object storage (EVALHUB_S3_BUCKET): how often a training's worker copies its new
+# metrics, samples and checkpoints to the artifacts storage (a retry on another worker
+# continues from the newest copied checkpoint), and where a worker keeps the model weights
+# it fetched from there, by content hash (docs/deployment.md).
+EVALHUB_JOB_UPLOAD_SECONDS = env_int("EVALHUB_JOB_UPLOAD_SECONDS", 30)
+EVALHUB_WEIGHTS_CACHE_DIR = Path(
+    env_str("EVALHUB_WEIGHTS_CACHE_DIR", str(VAR_DIR / "weights-cache"))
+).resolve()
 
 # ---------------------------------------------------------------- REST API
 
@@ -340,8 +359,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Generation and training go to their own queue, so GPU workers elsewhere can consume it
-# (`celery -A evalhub worker -Q gpu`); one long job per worker process at a time. Every
-# other task (the reaper, health checks) goes to the default queue, `celery`.
+# (`celery -A evalhub worker -Q gpu`); one long job per worker process at a time. Image
+# imports and judgment exports go to the `cpu` queue (evalhub.jobs.queueing.job_route).
+# Every other task (the reaper, health checks) goes to the default queue, `celery`.
 CELERY_TASK_ROUTES = {"evalhub.jobs.tasks.run_job": {"queue": "gpu"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

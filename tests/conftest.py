@@ -2,7 +2,9 @@
 
 import pytest
 
+from evalhub.env import env_storages
 from tests.factories import UserFactory
+from tests.s3 import bucket_create, moto_server, s3_environment
 
 
 def pytest_addoption(parser):
@@ -36,6 +38,33 @@ def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A real S3 API (moto in server mode) for this test session; its URL."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(request, settings, monkeypatch) -> dict[str, str]:
+    """This test's images and job artifacts in a fresh bucket of the S3 server: the
+    environment that names it (set here too, for the worker processes a test starts)."""
+    endpoint = request.getfixturevalue("s3_endpoint")
+    environment = s3_environment(endpoint, bucket_create(endpoint))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings.STORAGES = {**settings.STORAGES, **env_storages()}
+    return environment
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def storage_kind(request) -> str:
+    """Run the test twice: on the folders of one machine, then on an S3 bucket."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_bucket")
+    return request.param
 
 
 @pytest.fixture

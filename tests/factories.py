@@ -82,3 +82,16 @@ def jpeg_with_exif(color=(30, 200, 30), size=(20, 10), orientation: int = 1, sof
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif.tobytes())
     return buffer.getvalue()
+
+
+SHAPE_PROMPTS = ["a red circle", "a blue square", "a green triangle"]
+
+
+def shapes_prompt_set(name: str = "shapes"):
+    """A prompt set of the three :data:`SHAPE_PROMPTS` and a model version ``sd15-base``
+    for manifests to name."""
+    prompt_set = PromptSetFactory(name=name)
+    for position, text in enumerate(SHAPE_PROMPTS):
+        PromptFactory(prompt_set=prompt_set, text=text, position=position)
+    ModelVersionFactory(name="sd15-base")
+    return prompt_set

@@ -21,9 +21,11 @@ def celery_worker(
     name: str = "test@%h",
     concurrency: int | None = None,
     beat: bool = False,
+    cwd: Path = REPO,
 ):
     """Run a worker on ``queues`` for the duration of the block: the solo pool, or the
-    prefork pool with ``concurrency`` processes; ``beat`` embeds ``celery beat`` (-B)."""
+    prefork pool with ``concurrency`` processes; ``beat`` embeds ``celery beat`` (-B).
+    ``cwd`` is its working directory (the code is found on ``PYTHONPATH`` then)."""
     pool = ["--pool=solo"] if concurrency is None else ["--pool=prefork", f"--concurrency={concurrency}"]
     command = [
         sys.executable, "-m", "celery", "-A", "evalhub", "worker", "-Q", queues, *pool,
@@ -32,7 +34,9 @@ def celery_worker(
     if beat:
         command += ["-B", "--schedule", str(log.with_suffix(".beat-schedule"))]
     with log.open("w") as out:
-        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if cwd != REPO:
+            env = {**env, "PYTHONPATH": str(REPO)}
+        worker = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             yield worker
         finally:

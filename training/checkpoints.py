@@ -4,10 +4,11 @@ A checkpoint folder ``output_dir/checkpoints/step-K/`` holds accelerate's saved 
 ``training_state.json``: the step, the resolved config and the data's content hash. A run
 resumes only from a checkpoint of the same training: same data content, and the same
 settings except those in :data:`MAY_CHANGE_ON_RESUME`, which do not change what a step
-computes.
+computes, and the same model (a folder named by its content hash may lie elsewhere).
 """
 
 import json
+import re
 from pathlib import Path
 
 STATE_FILE = "training_state.json"
@@ -52,6 +53,21 @@ class ResumeMismatch(ValueError):
     pass
 
 
+CONTENT_HASH_FOLDER = re.compile(r"[0-9a-f]{64}")
+
+
+def _same_model(then: object, now: object) -> bool:
+    """Whether two ``model`` settings name the same weights: equal, or both folders named by
+    the same content hash (a worker's cache of weights fetched from storage: each worker
+    keeps it in its own cache folder, so the path moves between workers, its content not)."""
+    if then == now:
+        return True
+    if not (isinstance(then, str) and isinstance(now, str)):
+        return False
+    name = Path(then).name
+    return bool(CONTENT_HASH_FOLDER.fullmatch(name)) and name == Path(now).name
+
+
 def checkpoints_in(output_dir: Path) -> list[Path]:
     """The complete checkpoints under ``output_dir``, oldest first."""
     found = [p for p in (output_dir / "checkpoints").glob("step-*") if (p / STATE_FILE).is_file()]
@@ -88,6 +104,7 @@ def check_resumable(folder: Path, state: dict, config: dict, data_hash: str) -> 
         f"{name} {saved.get(name)!r} then, {config.get(name)!r} now"
         for name in sorted((set(saved) | set(config)) - MAY_CHANGE_ON_RESUME)
         if saved.get(name) != config.get(name)
+        and not (name == "model" and _same_model(saved.get(name), config.get(name)))
     ]
     if changes:
         raise ResumeMismatch(

@@ -26,13 +26,14 @@ from training.options import (
     option_field,
 )
 from training.pipelines import pipeline_family
+from training.stopping import RunCancelled
 
 
 class PromptFileError(ValueError):
     pass
 
 
-class GenerationCancelled(RuntimeError):
+class GenerationCancelled(RunCancelled):
     pass
 
 

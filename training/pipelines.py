@@ -41,8 +41,18 @@ def pipeline_family(path: str | Path) -> str:
     if not index_file.is_file():
         raise ModelLoadError(NOT_A_PIPELINE.format(path=path))
     try:
-        index = json.loads(index_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = index_file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(UNREADABLE_INDEX.format(path=path, error=exc)) from exc
+    return index_family(text, path)
+
+
+def index_family(text: str, path: str | Path) -> str:
+    """The family a ``model_index.json``'s text names (``path``: where it was read, for the
+    errors); :func:`pipeline_family` for an index read from elsewhere than a folder."""
+    try:
+        index = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ModelLoadError(UNREADABLE_INDEX.format(path=path, error=exc)) from exc
     if not isinstance(index, dict):
         raise ModelLoadError(UNREADABLE_INDEX.format(path=path, error=type(index).__name__))

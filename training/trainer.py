@@ -64,6 +64,7 @@ from training.precision import load_for_training, part_dtypes, place
 from training.prediction import check_prediction_type
 from training.run_files import METRICS_FILE
 from training.sampling import EpochPermutation, drop_captions, flip_together, step_draws
+from training.stopping import RunCancelled
 from training.validation import images_array, render_validation, save_validation, validation_plan
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -84,7 +85,7 @@ class TrainingDiverged(RuntimeError):
     pass
 
 
-class TrainingCancelled(RuntimeError):
+class TrainingCancelled(RunCancelled):
     pass
 
 

@@ -33,7 +33,9 @@ class ImageImportForm(forms.Form):
         self.fields["archive"].help_text = (
             f"A .zip of at most {filesizeformat(limits.MAX_UPLOAD_BYTES.value)} holding manifest.jsonl "
             f"and the image files it names (each at most {filesizeformat(limits.MAX_IMAGE_BYTES.value)} "
-            f"and {limits.MAX_IMAGE_PIXELS.value / 1e6:g} megapixels)."
+            f"and {limits.MAX_IMAGE_PIXELS.value / 1e6:g} megapixels). An archive above "
+            f"{filesizeformat(limits.IMPORT_INLINE_MAX_BYTES.value)} is imported in the background, "
+            "as a job whose page shows its progress."
         )
 
 

@@ -121,9 +121,21 @@ def generated_images_import(
     The first bad row raises ``ImportRejected`` naming its line; the database rows and
     the files written before it are removed, so nothing of the import remains.
     """
+    return generated_images_import_rows(
+        prompt_set=prompt_set, rows=_manifest_rows(manifest), source=source, create_models=create_models
+    )
+
+
+def generated_images_import_rows(
+    *, prompt_set: PromptSet, rows: list[ManifestRow], source, create_models: bool = False
+) -> ImageImportResult:
+    """:func:`generated_images_import` of rows already parsed, all or nothing.
+
+    Each row keeps the line it was read from, so a part of a longer manifest (a chunk of
+    ``image_import_stream``) reports the lines of the whole file.
+    """
     written: list[str] = []
     try:
-        rows = _manifest_rows(manifest)
         prompts, held = _check_against_catalog(prompt_set, rows, create_models)
         first_line_of_image: dict[str, int] = {}
         planned = [

@@ -40,7 +40,20 @@ MAX_UPLOAD_BYTES = Limit(
 MAX_TEXT_FILE_BYTES = Limit(
     "EVALHUB_MAX_TEXT_FILE_BYTES",
     10 * MiB,
-    "Largest prompt file (CSV or JSONL) or image manifest, uploaded, in an archive or on disk.",
+    "Largest prompt file (CSV or JSONL) or image manifest, uploaded or in an archive; on disk "
+    "(``import_images``, which streams a manifest of any size) the longest line of a manifest.",
+)
+IMPORT_INLINE_MAX_BYTES = Limit(
+    "EVALHUB_IMPORT_INLINE_MAX_BYTES",
+    8 * MiB,
+    "Largest image archive the import page imports inside its request; a larger one is "
+    "stored and imported by a background job on a CPU worker, its progress on the job's page.",
+)
+IMPORT_CHUNK_ROWS = Limit(
+    "EVALHUB_IMPORT_CHUNK_ROWS",
+    200,
+    "Rows per transaction of a streamed image import (``import_images``, a background import "
+    "job): progress moves a chunk at a time, and a refused row rolls back its chunk only.",
 )
 MAX_IMAGE_BYTES = Limit(
     "EVALHUB_MAX_IMAGE_BYTES",
@@ -73,6 +86,8 @@ MAX_JSON_DEPTH = Limit(
 ALL = (
     MAX_UPLOAD_BYTES,
     MAX_TEXT_FILE_BYTES,
+    IMPORT_INLINE_MAX_BYTES,
+    IMPORT_CHUNK_ROWS,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
     MAX_ARCHIVE_MEMBERS,

@@ -3,11 +3,13 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 
 from evalhub.accounts.decorators import permission_page
 from evalhub.catalog import limits, selectors
+from evalhub.catalog.background_import import background_import_launcher
 from evalhub.catalog.errors import ImportRejected
 from evalhub.catalog.forms import ImageImportForm, ModelVersionForm, PromptSetImportForm
 from evalhub.catalog.image_import import generated_images_import
@@ -20,6 +22,10 @@ from evalhub.catalog.uploads import read_text_file, request_too_large
 
 PROMPT_SET_IMPORT_TITLE = "Import a prompt set"
 IMAGE_IMPORT_TITLE = "Import generated images"
+IMPORT_QUEUED = (
+    "The archive ({size}) is stored; {label} imports it in the background. This page shows its "
+    "progress; annotation goes on meanwhile."
+)
 
 
 @permission_page("catalog.view_promptset")
@@ -134,8 +140,12 @@ def _image_import(request):
     form = ImageImportForm(request.POST or None, request.FILES or None, initial=request.GET.dict())
     if request.method == "POST" and form.is_valid():
         prompt_set = form.cleaned_data["prompt_set"]
+        archive = form.cleaned_data["archive"]
+        launcher = background_import_launcher()
+        if launcher is not None and archive.size > limits.IMPORT_INLINE_MAX_BYTES.value:
+            return _image_import_in_background(request, form, launcher)
         try:
-            source = ZipSource.open(form.cleaned_data["archive"])
+            source = ZipSource.open(archive)
             result = generated_images_import(
                 prompt_set=prompt_set,
                 manifest=decode_text(source.manifest_bytes()),
@@ -157,6 +167,25 @@ def _image_import(request):
             )
             return redirect("catalog:prompt_set_detail", pk=prompt_set.pk)
     return _import_page(request, form, IMAGE_IMPORT_TITLE)
+
+
+def _image_import_in_background(request, form, launcher):
+    """An archive above the inline limit: stored and queued as a job (evalhub.catalog.
+    background_import); the researcher follows it on the job's page."""
+    data = form.cleaned_data
+    try:
+        queued = launcher(
+            user=request.user,
+            prompt_set=data["prompt_set"],
+            archive=data["archive"],
+            create_models=data["create_models"],
+        )
+    except (ImportRejected, ImageSourceError) as exc:
+        form.add_error("archive", str(exc))
+        return _import_page(request, form, IMAGE_IMPORT_TITLE)
+    size = filesizeformat(data["archive"].size)
+    messages.success(request, IMPORT_QUEUED.format(size=size, label=queued.label))
+    return redirect(queued.url)
 
 
 def _import_page(request, form, title: str):

@@ -5,6 +5,7 @@ Each view validates its input, calls one service, and shapes the output with
 """
 
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -34,13 +35,16 @@ class JobsAPIView(APIView):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model_version = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True, help_text="null for imports and exports"
+    )
     produced_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
     produced_version_id = serializers.IntegerField(read_only=True, allow_null=True)
     prompt_set = serializers.SlugRelatedField(slug_field="name", read_only=True)
     source_study = serializers.SlugRelatedField(slug_field="name", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress_percent = serializers.FloatField(read_only=True)
+    export_file_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -48,8 +52,14 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "kind", "state", "config", "model_version", "prompt_set", "source_study", "data_hash",
             "produced_version", "produced_version_id", "result", "progress_step", "progress_total",
             "progress_percent", "log_tail", "error", "cancel_requested", "retry_of", "worker", "created_by",
-            "created_at", "started_at", "heartbeat_at", "finished_at",
+            "created_at", "started_at", "heartbeat_at", "finished_at", "export_file_url",
         ]  # fmt: skip
+
+    def get_export_file_url(self, job) -> str | None:
+        """A finished export's file (researchers only); null for other jobs."""
+        if job.kind != Job.Kind.EXPORT or job.state != Job.State.SUCCEEDED or not job.result.get("file"):
+            return None
+        return reverse("jobs:job_export_file", args=[job.pk])
 
 
 class SampleImageSerializer(serializers.Serializer):

@@ -3,7 +3,9 @@ from django.db import models
 
 
 class Job(models.Model):
-    """One generation or training run, from the launch to its end.
+    """One run on a worker, from the launch to its end: a training or a generation (the
+    ``gpu`` queue), or an image import or a judgments export (the ``cpu`` queue,
+    evalhub.jobs.queueing).
 
     ``config`` is the exact configuration the worker runs (for training, the complete
     ``TrainConfig`` once the worker has resolved it). ``state`` only moves forward:
@@ -14,6 +16,8 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         TRAINING = "training", "Training"
         GENERATION = "generation", "Generation"
+        IMPORT = "import", "Image import"
+        EXPORT = "export", "Judgments export"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -29,9 +33,12 @@ class Job(models.Model):
     config = models.JSONField(default=dict)
     model_version = models.ForeignKey(
         "catalog.ModelVersion",
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="jobs",
-        help_text="Training: the version to start from. Generation: the version that generates.",
+        help_text="Training: the version to start from. Generation: the version that generates. "
+        "Imports and exports: none.",
     )
     prompt_set = models.ForeignKey("catalog.PromptSet", null=True, blank=True, on_delete=models.PROTECT)
     source_study = models.ForeignKey(

@@ -17,6 +17,11 @@
   (the one written at a cancel or a stop, or the last ``checkpoint_every`` one of a worker
   that died), with that run's metrics and samples up to it; where the trainer refuses it
   (the study's pairs changed since), the log says why and the run starts from step 0.
+- **Storage**: with object storage a worker shares no disk with the web or other workers:
+  it fetches the weights it starts from (evalhub.jobs.weights, cached by content hash),
+  copies its run's metrics, samples and checkpoints to the artifacts storage while it runs
+  (evalhub.jobs.run_sync), fetches an earlier run's checkpoint from there to continue it,
+  and registers trained weights by their stored, content-named location.
 - **End**: a trained version is registered only while the job is still ``running``, in the
   transaction that moves its heartbeat, so the reaper cannot fail it meanwhile. Succeeded,
   failed (with the error and the traceback's tail in the log) or cancelled is written only
@@ -48,8 +53,12 @@ from evalhub.jobs.folders import job_folder, sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_since
 from evalhub.jobs.models import Job
+from evalhub.jobs.run_sync import RunUploader, run_fetch
+from evalhub.jobs.weights import weights_local, weights_upload
 from evalhub.results.preference_export import preference_pairs_export
+from evalhub.storage import artifacts_storage, is_local
 from training.run_files import METRICS_FILE, SAMPLES_DIR
+from training.stopping import RunCancelled
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +239,9 @@ def job_claim(job_id: int, worker: str) -> Job | None:
 
 def job_run(job_id: int, worker: str = "") -> str:
     """Run the job if this delivery claims it; returns the state it ended in (or "skipped")."""
-    from training.generate import GenerationCancelled
-    from training.trainer import TrainingCancelled
+    from evalhub.catalog.image_import_stream import ImportStopped
+    from evalhub.jobs.export_jobs import judgments_export_run
+    from evalhub.jobs.import_jobs import image_import_run
 
     job = job_claim(job_id, worker)
     if job is None:
@@ -243,10 +253,14 @@ def job_run(job_id: int, worker: str = "") -> str:
     try:
         if job.kind == Job.Kind.TRAINING:
             _run_training(job, monitor)
+        elif job.kind == Job.Kind.IMPORT:
+            image_import_run(job, monitor)
+        elif job.kind == Job.Kind.EXPORT:
+            judgments_export_run(job, monitor)
         else:
             _run_generation(job, monitor)
         monitor.log("done")
-    except (TrainingCancelled, GenerationCancelled) as exc:
+    except (RunCancelled, ImportStopped) as exc:
         state = Job.State.CANCELLED
         monitor.log(f"cancelled: {exc}")
     except JobNotRunning as exc:
@@ -308,14 +322,14 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
     else:
         # A set's name, checked again here: the worker reads nothing outside the sets' folder.
         # Its validation renders draw the data's first captions (the trainer's default).
-        data = sft_data_folder(job.config["sft_data"])
+        data = sft_data_folder(job.config["sft_data"], fetch=True)
     run = folder / "run"
     earlier = _resume_point(job)
     if earlier is not None:
         _carry_over(job_folder(earlier[0]) / "run", run)
         monitor.log(CONTINUING.format(job=earlier[0].pk, checkpoint=earlier[1].name))
     config = TrainConfig(
-        model=base.weights_uri,
+        model=weights_local(base.weights_uri),
         data=str(data),
         output_dir=str(run),
         validation_prompt_file=prompt_file,
@@ -332,13 +346,18 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
     monitor.log(
         TRAINING_LINE.format(method=full.method, loss_space=full.loss_space, base=base.name, length=length)
     )
+    uploader = RunUploader(job, run)
+    uploader.start()
     try:
-        result = train(config, should_stop=monitor.cancel_requested)
-    except ResumeMismatch as exc:  # the study has new judgments since, or other settings
-        monitor.log(NOT_CONTINUING.format(job=earlier[0].pk, reason=exc))
-        shutil.rmtree(run)
-        monitor.restart_metrics()
-        result = train(replace(config, resume=None), should_stop=monitor.cancel_requested)
+        try:
+            result = train(config, should_stop=monitor.cancel_requested)
+        except ResumeMismatch as exc:  # the study has new judgments since, or other settings
+            monitor.log(NOT_CONTINUING.format(job=earlier[0].pk, reason=exc))
+            shutil.rmtree(run)
+            monitor.restart_metrics()
+            result = train(replace(config, resume=None), should_stop=monitor.cancel_requested)
+    finally:
+        uploader.stop()  # also after a cancel or a failure: its checkpoint is what a retry needs
     monitor.catch_up()  # the last step's line, before the closing lines of the log
     version = version_register(job, result, monitor)
     monitor.log(f"registered model version {version.name}")
@@ -348,12 +367,10 @@ def _resume_point(job: Job) -> tuple[Job, Path] | None:
     """The newest checkpoint of the run a retry repeats: its ``retry_of``'s, or, where that
     one left none, the job it retried in turn. A cancelled run leaves one at the step it
     stopped; a run whose worker died, its last ``checkpoint_every`` one."""
-    from training.checkpoints import checkpoints_in
-
     for earlier in job.earlier_runs():
-        found = checkpoints_in(job_folder(earlier) / "run")
-        if found:
-            return earlier, found[-1]
+        found = run_fetch(earlier, job_folder(earlier) / "run")
+        if found is not None:
+            return earlier, found
     return None
 
 
@@ -399,6 +416,10 @@ def version_register(job: Job, result, monitor: JobMonitor) -> ModelVersion:
     """
     base = job.model_version
     wanted = job.config.get("version_name") or f"{base.name}-{result.config.method}-job{job.pk}"
+    weights = str(result.final_model)
+    if not is_local(artifacts_storage()):  # before the transaction: an upload takes a while
+        weights = weights_upload(result.final_model)
+        monitor.log(f"uploaded the trained weights to {weights}")
     with transaction.atomic():
         if not Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(heartbeat_at=Now()):
             state = Job.objects.filter(pk=job.pk).values_list("state", flat=True).first()
@@ -407,7 +428,7 @@ def version_register(job: Job, result, monitor: JobMonitor) -> ModelVersion:
             wanted,
             kind=result.config.method,
             parent=base,
-            weights_uri=str(result.final_model),
+            weights_uri=weights,
             description=f"Trained by job #{job.pk}"
             + (f" on the preferences of study {job.source_study.name!r}" if job.source_study else ""),
             training_config=result.config.to_dict(),
@@ -417,7 +438,7 @@ def version_register(job: Job, result, monitor: JobMonitor) -> ModelVersion:
         Job.objects.filter(pk=job.pk).update(
             produced_version=version,
             data_hash=result.data_hash,
-            result={"final_model": str(result.final_model), "steps": result.steps, "metrics": result.metrics},
+            result={"final_model": weights, "steps": result.steps, "metrics": result.metrics},
         )
     if version.name != wanted:
         monitor.log(NAME_TAKEN_AT_REGISTRATION.format(wanted=wanted, name=version.name))
@@ -449,7 +470,7 @@ def _run_generation(job: Job, monitor: JobMonitor) -> None:
     prompts.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
     version, options = job.model_version, job.config
     config = GenerateConfig(
-        model=version.weights_uri,
+        model=weights_local(version.weights_uri),
         prompts=str(prompts),
         output_dir=str(folder / "images"),
         model_name=version.name,

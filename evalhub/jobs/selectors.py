@@ -1,18 +1,22 @@
-"""Reads for the jobs pages and API."""
+"""Reads for the jobs pages and API.
+
+A run's curve and samples are read through the artifacts storage (evalhub.storage): the
+worker's own folder on one machine, the copies its worker uploads with object storage.
+"""
 
 import json
 import re
 import struct
-from pathlib import Path
 
 from django.db.models import Count
 from django.urls import reverse
 
 from evalhub.catalog.models import GeneratedImage, ModelVersion
-from evalhub.jobs.folders import job_folder
 from evalhub.jobs.job_options import TRAINING_OPTIONS
-from evalhub.jobs.metrics import metrics_read
+from evalhub.jobs.metrics import metrics_parse
 from evalhub.jobs.models import Job
+from evalhub.jobs.run_sync import run_key
+from evalhub.storage import artifacts_storage
 from training.options import MAX_STEPS, MAX_VALIDATION_PROMPTS
 from training.run_files import (
     METRICS_FILE,
@@ -55,7 +59,7 @@ def job_metrics(job: Job) -> list[dict]:
         return []
     points = [
         {k: record[k] for k in METRIC_FIELDS if k in record}
-        for record in metrics_read(job_folder(job) / "run" / METRICS_FILE)
+        for record in metrics_parse(_stored_bytes(run_key(job, METRICS_FILE)) or b"")
         if "loss" in record
     ]
     stride = max(1, -(-len(points) // MAX_POINTS))
@@ -75,12 +79,21 @@ def error_chart_series(job: Job) -> tuple[str, ...]:
     return ERROR_SERIES["latent" if "latent" in loss_space else "pixel"]
 
 
-def sample_path(job: Job, step: int, index: int) -> Path | None:
-    """The validation image of prompt ``index`` rendered at ``step``, where the trainer
-    writes it; ``None`` for numbers no run writes."""
+def _stored_bytes(name: str, limit: int = -1) -> bytes | None:
+    """The stored file's bytes (its first ``limit``), ``None`` where there is none."""
+    try:
+        with artifacts_storage().open(name, "rb") as handle:
+            return handle.read(limit)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def sample_name(job: Job, step: int, index: int) -> str | None:
+    """The storage name of the validation image of prompt ``index`` rendered at ``step``;
+    ``None`` for numbers no run writes."""
     if not (0 <= step <= MAX_STEPS and 0 <= index < MAX_VALIDATION_PROMPTS):
         return None
-    return job_folder(job) / "run" / SAMPLES_DIR / sample_step_dir(step) / sample_image_name(index)
+    return run_key(job, SAMPLES_DIR, sample_step_dir(step), sample_image_name(index))
 
 
 def job_samples(job: Job) -> dict | None:
@@ -90,17 +103,19 @@ def job_samples(job: Job) -> dict | None:
     ``None`` for a generation or a run that rendered nothing yet."""
     if job.kind != Job.Kind.TRAINING:
         return None
-    root = job_folder(job) / "run" / SAMPLES_DIR
-    if not root.is_dir():
+    storage, root = artifacts_storage(), run_key(job, SAMPLES_DIR)
+    try:
+        folders, _ = storage.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     steps = []
-    for folder in root.iterdir():
-        match = SAMPLE_STEP.fullmatch(folder.name)
-        if not match or folder.name != sample_step_dir(int(match.group(1))) or not folder.is_dir():
+    for folder in folders:
+        match = SAMPLE_STEP.fullmatch(folder)
+        if not match or folder != sample_step_dir(int(match.group(1))):
             continue
         indexes = sorted(
             int(m.group(1))
-            for m in map(SAMPLE_IMAGE.fullmatch, (image.name for image in folder.iterdir()))
+            for m in map(SAMPLE_IMAGE.fullmatch, storage.listdir(f"{root}/{folder}")[1])
             if m and int(m.group(1)) < MAX_VALIDATION_PROMPTS
         )
         if indexes:
@@ -112,9 +127,9 @@ def job_samples(job: Job) -> dict | None:
     if not steps:
         return None
     steps.sort(key=lambda row: -row["step"])
-    first = sample_path(job, steps[0]["step"], steps[0]["images"][0]["index"])
-    width, height = _png_size(first) or (None, None)
-    prompts = _sample_prompts(root / SAMPLE_PROMPTS_FILE)
+    first = sample_name(job, steps[0]["step"], steps[0]["images"][0]["index"])
+    width, height = _png_size(_stored_bytes(first, 24) or b"") or (None, None)
+    prompts = _sample_prompts(_stored_bytes(f"{root}/{SAMPLE_PROMPTS_FILE}") or b"")
     return {"prompts": prompts, "width": width, "height": height, "steps": steps}
 
 
@@ -149,24 +164,19 @@ def sample_grid(samples: dict | None) -> dict | None:
     }
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """A PNG's width and height, from its header; ``None`` if it is not (yet) a PNG."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(24)
-    except OSError:
-        return None
+def _png_size(head: bytes) -> tuple[int, int] | None:
+    """A PNG's width and height, from its first 24 bytes; ``None`` if it is not (yet) a PNG."""
     if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
     return struct.unpack(">II", head[16:24])
 
 
-def _sample_prompts(path: Path) -> list[str]:
-    """The prompts of ``prompts.json`` (``{"prompts": [...], ...}``); none if it is not
-    there yet or does not hold a list of texts."""
+def _sample_prompts(data: bytes) -> list[str]:
+    """The prompts of ``prompts.json``'s bytes (``{"prompts": [...], ...}``); none if it is
+    not there yet or does not hold a list of texts."""
     try:
-        prompts = json.loads(path.read_text(encoding="utf-8")).get("prompts")
-    except (OSError, ValueError, AttributeError):
+        prompts = json.loads(data.decode("utf-8")).get("prompts")
+    except (ValueError, AttributeError):
         return []
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         return []

@@ -30,12 +30,13 @@ from evalhub.jobs.folders import sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.models import Job
 from evalhub.jobs.queueing import job_enqueue
+from evalhub.jobs.weights import weights_family
 from training.options import (
     OptionError,
     generate_options_validate,
     train_options_validate,
 )
-from training.pipelines import ModelLoadError, pipeline_family
+from training.pipelines import ModelLoadError
 
 
 def _weights_folder(version: ModelVersion) -> str:
@@ -44,7 +45,7 @@ def _weights_folder(version: ModelVersion) -> str:
     if not version.weights_uri:
         raise JobRejected(NO_WEIGHTS.format(version=version.name))
     try:
-        pipeline_family(version.weights_uri)
+        weights_family(version.weights_uri)
     except ModelLoadError as exc:
         raise JobRejected(f"model version {version.name}: {exc}") from exc
     return version.weights_uri

@@ -1,20 +1,25 @@
-"""Researcher pages for jobs: list, launch forms, the live job page, cancel/retry, compare."""
+"""Researcher pages for jobs: list, launch forms, the live job page, cancel/retry, compare,
+and a judgments export's launch and file."""
 
 import json
 
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from annotate.models import Study
 from evalhub.accounts.decorators import permission_page
 from evalhub.catalog.metric_names import metric_names
 from evalhub.catalog.models import ModelVersion
 from evalhub.jobs import selectors, services
 from evalhub.jobs.errors import JobRejected
+from evalhub.jobs.export_jobs import export_file_open, judgments_export_launch
 from evalhub.jobs.forms import CompareForm, GenerationForm, TrainingForm
 from evalhub.jobs.job_options import TRAINING_OPTIONS
 from evalhub.jobs.models import Job
+from evalhub.results.judgments_parquet import PARQUET_CONTENT_TYPE
+from evalhub.storage import artifacts_storage
 
 
 @permission_page("jobs.view_job")
@@ -25,7 +30,7 @@ def job_list(request):
 @permission_page("jobs.view_job")
 def job_detail(request, pk: int):
     job = get_object_or_404(
-        Job.objects.select_related("model_version", "produced_version", "source_study"), pk=pk
+        Job.objects.select_related("model_version", "produced_version", "source_study", "prompt_set"), pk=pk
     )
     # The charts' series and their legend names (the version page names final metrics alike);
     # the error chart only for a preference method.
@@ -44,10 +49,10 @@ def job_sample(request, pk: int, step: int, index: int):
     """One validation image of a training job (``step`` and ``index`` are the only parts of
     the path a request chooses); 404 where the run wrote none."""
     job = get_object_or_404(Job, pk=pk, kind=Job.Kind.TRAINING)
-    path = selectors.sample_path(job, step, index)
+    name = selectors.sample_name(job, step, index)
     try:
-        handle = path.open("rb") if path is not None else None
-    except OSError:  # not written (yet), or not a file
+        handle = artifacts_storage().open(name, "rb") if name is not None else None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # not written (yet)
         handle = None
     if handle is None:
         raise Http404("no such validation sample")
@@ -118,6 +123,29 @@ def compare_new(request, version_id: int):
     return render(
         request, "jobs/job_form.html", {"form": form, "title": f"Compare {version.name} with {parent}"}
     )
+
+
+@require_POST
+@permission_page("annotate.view_judgment")
+@permission_page("jobs.add_job")
+def judgments_export_new(request, study_id: int):
+    """The results page's "export raw judgments as a job": queued, then followed on its page."""
+    job = judgments_export_launch(user=request.user, study=get_object_or_404(Study, pk=study_id))
+    messages.success(request, f"Export job #{job.pk} queued: the file is linked here when it is written.")
+    return redirect("jobs:job_detail", pk=job.pk)
+
+
+@require_GET
+@permission_page("annotate.view_judgment")
+@permission_page("jobs.view_job")
+def job_export_file(request, pk: int):
+    """A finished export job's file, streamed from the artifacts storage (never a link to
+    the storage itself); 404 for any other job, or before the file is written."""
+    opened = export_file_open(get_object_or_404(Job, pk=pk))
+    if opened is None:
+        raise Http404("this job has no export file")
+    handle, name = opened
+    return FileResponse(handle, as_attachment=True, filename=name, content_type=PARQUET_CONTENT_TYPE)
 
 
 @require_POST

@@ -413,18 +413,6 @@ def test_the_command_reports_the_bad_line(prompt_set, tmp_path, media_root):
         call_command("import_images", str(path), "--prompt-set", "nope")
 
 
-def test_the_command_refuses_a_manifest_over_the_size_limit(prompt_set, tmp_path, settings):
-    """A manifest past EVALHUB_MAX_TEXT_FILE_BYTES stops `import_images` before any row."""
-    settings.EVALHUB_MAX_TEXT_FILE_BYTES = 1000
-    names = write_images(tmp_path, 1)
-    path = tmp_path / "manifest.jsonl"
-    path.write_text(manifest(*(row(names[0], index) for index in range(20))))
-    message = errors.FILE_TOO_LARGE.format(name="manifest.jsonl", limit=1000)
-    with pytest.raises(CommandError, match=re.escape(f"manifest.jsonl: {message}")):
-        call_command("import_images", str(path), "--prompt-set", "shapes")
-    assert not GeneratedImage.objects.exists()
-
-
 # ---------------------------------------------------------------- the write transaction
 
 

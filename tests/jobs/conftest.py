@@ -190,3 +190,27 @@ def preference_study(prompt_set, base_version, annotators):  # noqa: F811
     )
     answer_best_worst(study, annotators)
     return study
+
+
+def database_url() -> str:
+    """The test database's URL, for the worker process."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def broker(request, tmp_path, broker_queue):
+    """Point this process's Celery app and the worker at the same broker: Redis on
+    PostgreSQL runs given ``--redis-url``, else the test's filesystem broker (whose folders
+    the worker derives from ``EVALHUB_VAR_DIR``). Flushes the Redis database first."""
+    redis_url = request.config.getoption("--redis-url")
+    if redis_url and connection.vendor == "postgresql":
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        with broker_at(redis_url):
+            yield {"CELERY_BROKER_URL": redis_url}
+    else:
+        yield {"EVALHUB_VAR_DIR": str(tmp_path)}

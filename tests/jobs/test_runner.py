@@ -88,6 +88,20 @@ def run_in_thread(job: Job) -> tuple[threading.Thread, dict]:
     return worker, outcome
 
 
+def cancelled_after_steps(job: Job, steps: int) -> int:
+    """Run ``job`` on a thread, cancel it once its trainer wrote ``steps`` steps, wait for
+    the cancel; the step it stopped at (where it wrote its checkpoint)."""
+    worker, outcome = run_in_thread(job)
+    deadline = time.monotonic() + 60
+    while steps_logged(job) < steps and time.monotonic() < deadline:
+        time.sleep(0.05)
+    services.job_cancel(Job.objects.get(pk=job.pk))
+    worker.join(timeout=60)
+    job.refresh_from_db()
+    assert outcome["state"] == Job.State.CANCELLED
+    return job.progress_step
+
+
 def steps_logged(job: Job) -> int:
     """How many optimizer steps the trainer has written to its metrics so far (not its
     event lines: start, samples)."""
@@ -395,15 +409,7 @@ def test_a_retried_training_continues_from_the_checkpoint_its_run_left(
     job = launch_training(
         alice, base_version, preference_study, max_steps=20, loss_space="latent", batch_size=1
     )
-    worker, outcome = run_in_thread(job)
-    deadline = time.monotonic() + 60
-    while steps_logged(job) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    services.job_cancel(Job.objects.get(pk=job.pk))
-    worker.join(timeout=60)
-    job.refresh_from_db()
-    assert outcome["state"] == Job.State.CANCELLED
-    stopped = job.progress_step
+    stopped = cancelled_after_steps(job, 2)
     first = metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl")
     retry = services.job_retry(job, user=alice)
     assert runner.job_run(retry.pk) == Job.State.SUCCEEDED

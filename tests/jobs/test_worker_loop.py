@@ -24,34 +24,10 @@ from evalhub.jobs import runner
 from evalhub.jobs.models import Job
 from evalhub.jobs.tasks import run_job
 from evalhub.results.preference_export import preference_pairs_export
-from tests.jobs.conftest import launch_training
-from tests.workers import broker_at, celery_worker
+from tests.jobs.conftest import database_url, launch_training
+from tests.workers import celery_worker
 
 HEARTBEAT_TIMEOUT = 4
-
-
-def database_url() -> str:
-    """The test database's URL, for the worker process."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-@pytest.fixture
-def broker(request, tmp_path, broker_queue):
-    """Point this process's Celery app and the worker at the same broker: Redis on
-    PostgreSQL runs given ``--redis-url``, else the test's filesystem broker (whose folders
-    the worker derives from ``EVALHUB_VAR_DIR``). Flushes the Redis database first."""
-    redis_url = request.config.getoption("--redis-url")
-    if redis_url and connection.vendor == "postgresql":
-        import redis
-
-        redis.Redis.from_url(redis_url).flushdb()
-        with broker_at(redis_url):
-            yield {"CELERY_BROKER_URL": redis_url}
-    else:
-        yield {"EVALHUB_VAR_DIR": str(tmp_path)}
 
 
 @pytest.fixture

@@ -65,3 +65,19 @@ def test_only_the_listed_settings_may_change():
     for name, value in [("seed", 1), ("learning_rate", 1e-3), ("mixed_precision", "bf16")]:
         with pytest.raises(ResumeMismatch, match=name):
             check_resumable(Path("ckpt"), state, {**config, name: value}, "h")
+
+
+def test_a_model_folder_named_by_its_content_hash_may_move():
+    """Weights a worker fetched from storage lie in its own cache folder, named by their
+    content hash: another worker's copy of the same hash continues the run; another hash,
+    or a moved folder of any other name, is another model."""
+    digest, other = "ab" * 32, "cd" * 32
+    config = TrainConfig(model=f"/worker-1/cache/{digest}", data="d", output_dir="o").to_dict()
+    state = {"step": 4, "config": config, "data_hash": "h"}
+    check_resumable(Path("ckpt"), state, {**config, "model": f"/elsewhere/cache/{digest}"}, "h")
+    for model in (f"/worker-1/cache/{other}", "/worker-1/cache/base", digest[:63]):
+        with pytest.raises(ResumeMismatch, match="model"):
+            check_resumable(Path("ckpt"), state, {**config, "model": model}, "h")
+    named = {**config, "model": "/models/sd15"}
+    with pytest.raises(ResumeMismatch, match="model"):
+        check_resumable(Path("ckpt"), {**state, "config": named}, {**named, "model": "/moved/sd15"}, "h")
