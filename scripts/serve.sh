@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Serve EvalHub with a Celery worker beside it; Ctrl-C stops both.
-# The worker consumes the three queues (`celery`: the reaper and checks; `gpu`: generation and
-# training; `cpu`: image imports and judgment exports) and embeds `celery beat` (-B), which runs the reaper of dead workers' jobs on
-# its schedule (file under var/celery/). One -B per deployment: beat must run only once.
+# The worker consumes the three queues (`celery`: the reaper and checks; `gpu`: generation
+# and training; `cpu`: image imports and judgment exports) and embeds `celery beat` (-B),
+# which runs the reaper of dead workers' jobs on its schedule (file under var/celery/).
+# One -B per deployment: beat must run only once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
