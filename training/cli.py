@@ -1,7 +1,7 @@
 """``python -m training {train,generate,tiny}``.
 
 ``train`` and ``generate`` take every field of :class:`~training.config.TrainConfig` and
-:class:`~training.generate.GenerateConfig` as an option, built from the field's
+:class:`~training.generate_config.GenerateConfig` as an option, built from the field's
 declaration (:mod:`training.options`: type, choices, default, help). ``train`` can start
 from a JSON config file that the options then override.
 """
@@ -12,7 +12,7 @@ import sys
 from dataclasses import fields
 
 from training.config import ConfigError, TrainConfig
-from training.generate import GenerateConfig, generate
+from training.generate_config import GenerateConfig
 from training.options import Option
 from training.pipelines import FAMILIES
 
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if PartialState().is_main_process:  # under torchrun / accelerate launch, print once
             print(json.dumps(summary))
     elif args.command == "generate":
+        from training.generate import generate  # torch: loaded for a run, not for --help
+
         try:
             manifest = generate(generate_config(args))
         except ValueError as exc:

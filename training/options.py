@@ -2,7 +2,7 @@
 
 Each :class:`Option` holds a value's type, bounds, choices, default and help. Everything
 else is derived from these declarations: :class:`~training.config.TrainConfig` and
-:class:`~training.generate.GenerateConfig` take their defaults and checks from them,
+:class:`~training.generate_config.GenerateConfig` take their defaults and checks from them,
 ``python -m training`` builds its options from them, and the web app builds its job
 forms and API serializers from them (``evalhub.jobs``). So a value that one of them
 refuses, all of them refuse; where a bound or a rule across options refuses it, with the

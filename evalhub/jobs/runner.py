@@ -461,7 +461,8 @@ def _version_create(wanted: str, **fields) -> ModelVersion:
 
 
 def _run_generation(job: Job, monitor: JobMonitor) -> None:
-    from training.generate import GenerateConfig, generate
+    from training.generate import generate
+    from training.generate_config import GenerateConfig
 
     folder = job_folder(job)
     folder.mkdir(parents=True, exist_ok=True)

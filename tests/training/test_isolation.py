@@ -36,5 +36,21 @@ def test_importing_training_loads_no_django_or_celery():
 def test_what_the_web_app_imports_from_training_loads_no_torch():
     """The option declarations and the pipeline-folder reader (and the config built on
     them) are plain Python: a web process that imports them never loads torch."""
-    imports = "import training, training.options, training.pipelines, training.config"
+    imports = (
+        "import training, training.options, training.pipelines, training.config, "
+        "training.run_files, training.stopping, training.checkpoints"
+    )
     assert loaded_after(imports, ("torch", "diffusers", "transformers", "accelerate")) == []
+
+
+def test_the_command_lines_help_loads_no_torch():
+    """``python -m training --help`` (and each command's) is built from the declarations
+    alone; torch loads only for a run."""
+    for argv in (["--help"], ["train", "--help"], ["generate", "--help"]):
+        imports = (
+            "import contextlib, io\n"
+            "from training.cli import build_parser\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    build_parser().parse_args({argv!r})"
+        )
+        assert loaded_after(imports, ("torch", "diffusers")) == [], argv

@@ -10,7 +10,7 @@ from dataclasses import fields
 import pytest
 
 from training.config import TrainConfig, resolved
-from training.generate import GenerateConfig
+from training.generate_config import GenerateConfig
 from training.options import (
     BELOW_MINIMUM,
     GAMMA_IS_SIMPOS,
