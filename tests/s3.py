@@ -53,8 +53,7 @@ def moto_server(log: Path):
 def bucket_create(endpoint: str) -> str:
     """A new empty bucket; its name."""
     name = f"evalhub-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **_client_credentials())
-    client.create_bucket(Bucket=name)
+    s3_client(endpoint).create_bucket(Bucket=name)
     return name
 
 
@@ -72,15 +71,18 @@ def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:
 
 def bucket_keys(endpoint: str, bucket: str) -> list[str]:
     """Every key in ``bucket``, read with boto3 directly (not through EvalHub)."""
-    client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **_client_credentials())
     keys = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket):
         keys += [item["Key"] for item in page.get("Contents", [])]
     return keys
 
 
-def _client_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
+def s3_client(endpoint: str):
+    """boto3 on the test's S3 server, apart from EvalHub's storages."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )

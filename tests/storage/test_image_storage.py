@@ -19,7 +19,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import boto3
 import pytest
 from django.urls import reverse
 from PIL import Image
@@ -34,7 +33,7 @@ from evalhub.catalog.models import GeneratedImage, ModelVersion
 from evalhub.results.preference_export import preference_pairs_export
 from tests.factories import PromptFactory, PromptSetFactory, UserFactory, png_bytes
 from tests.results.test_preference_export import build, folder_files
-from tests.s3 import CREDENTIALS, REGION, bucket_keys
+from tests.s3 import bucket_keys, s3_client
 
 # The sizes two models draw, so that an A/B study needs a display size to show them.
 SIZES = {"wide-model": (12, 10), "small-model": (8, 8)}
@@ -50,17 +49,6 @@ IMAGE_HEADERS = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def s3_client(environment: dict[str, str]):
-    """boto3 on the test's S3 server, apart from EvalHub's storages."""
-    return boto3.client(
-        "s3",
-        endpoint_url=environment["EVALHUB_S3_ENDPOINT_URL"],
-        region_name=REGION,
-        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 class StoredMedia:
@@ -87,13 +75,17 @@ class StoredMedia:
         if self.environment is None:
             return (self.media_root / name).read_bytes()
         bucket = self.environment["EVALHUB_S3_BUCKET"]
-        return s3_client(self.environment).get_object(Bucket=bucket, Key=f"media/{name}")["Body"].read()
+        return (
+            s3_client(self.environment["EVALHUB_S3_ENDPOINT_URL"])
+            .get_object(Bucket=bucket, Key=f"media/{name}")["Body"]
+            .read()
+        )
 
     def remove(self, name: str) -> None:
         if self.environment is None:
             (self.media_root / name).unlink()
         else:
-            s3_client(self.environment).delete_object(
+            s3_client(self.environment["EVALHUB_S3_ENDPOINT_URL"]).delete_object(
                 Bucket=self.environment["EVALHUB_S3_BUCKET"], Key=f"media/{name}"
             )
 
@@ -109,7 +101,7 @@ def media_to_bucket(request, media_root: Path) -> dict[str, str]:
     switch the ``default`` storage to that bucket and delete the folder: from here on the
     bytes can come from the bucket only. The bucket's environment."""
     environment = request.getfixturevalue("s3_bucket")
-    client = s3_client(environment)
+    client = s3_client(environment["EVALHUB_S3_ENDPOINT_URL"])
     for path in sorted(p for p in media_root.rglob("*") if p.is_file()):
         key = f"media/{path.relative_to(media_root).as_posix()}"
         client.put_object(Bucket=environment["EVALHUB_S3_BUCKET"], Key=key, Body=path.read_bytes())
