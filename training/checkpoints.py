@@ -53,6 +53,7 @@ class ResumeMismatch(ValueError):
     pass
 
 
+# A SHA-256 in hex: the name of a folder of weights stored by content (evalhub.jobs.weights).
 CONTENT_HASH_FOLDER = re.compile(r"[0-9a-f]{64}")
 
 
@@ -68,10 +69,20 @@ def _same_model(then: object, now: object) -> bool:
     return bool(CONTENT_HASH_FOLDER.fullmatch(name)) and name == Path(now).name
 
 
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint folder named ``step-K``; ``None`` for any other name."""
+    prefix, _, step = name.partition("-")
+    return int(step) if prefix == "step" and step.isdigit() else None
+
+
 def checkpoints_in(output_dir: Path) -> list[Path]:
     """The complete checkpoints under ``output_dir``, oldest first."""
-    found = [p for p in (output_dir / "checkpoints").glob("step-*") if (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+    found = [
+        p
+        for p in (output_dir / "checkpoints").glob("step-*")
+        if checkpoint_step(p.name) is not None and (p / STATE_FILE).is_file()
+    ]
+    return sorted(found, key=lambda p: checkpoint_step(p.name))
 
 
 def find_checkpoint(output_dir: Path, resume: str) -> Path:

@@ -28,7 +28,7 @@ from evalhub.storage import (
     tree_get,
     tree_put,
 )
-from training.checkpoints import STATE_FILE
+from training.checkpoints import STATE_FILE, checkpoint_step
 from training.run_files import METRICS_FILE, SAMPLES_DIR
 
 logger = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ def run_key(job: Job | int, *parts: str) -> str:
     return key(getattr(job, "pk", job), RUN, *parts)
 
 
-def _step(name: str) -> int:
-    return int(name.split("-", 1)[1]) if name.startswith("step-") and name[5:].isdigit() else -1
-
-
 def stored_checkpoints(job: Job | int) -> list[str]:
     """The complete checkpoints of ``job`` in the storage (their folder names, oldest first):
     those whose ``training_state.json``, uploaded last, is there."""
@@ -57,9 +53,9 @@ def stored_checkpoints(job: Job | int) -> list[str]:
     complete = [
         name
         for name in folders
-        if _step(name) >= 0 and storage.exists(run_key(job, CHECKPOINTS, name, STATE_FILE))
+        if checkpoint_step(name) is not None and storage.exists(run_key(job, CHECKPOINTS, name, STATE_FILE))
     ]
-    return sorted(complete, key=_step)
+    return sorted(complete, key=checkpoint_step)
 
 
 def run_fetch(job: Job, run: Path) -> Path | None:

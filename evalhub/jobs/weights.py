@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from evalhub.storage import artifacts_storage, key, tree_get, tree_hash, tree_put
+from training.checkpoints import CONTENT_HASH_FOLDER
 from training.pipelines import ModelLoadError, index_family, pipeline_family
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,7 @@ def _stored_key(uri: str) -> tuple[str, str]:
     """(the storage prefix, the content hash) of a ``storage://models/<sha256>`` URI."""
     path = uri[len(SCHEME) :].strip("/")
     parts = path.split("/")
-    if (
-        len(parts) != 2
-        or parts[0] != MODELS
-        or len(parts[1]) != 64
-        or not all(c in "0123456789abcdef" for c in parts[1])
-    ):
+    if len(parts) != 2 or parts[0] != MODELS or not CONTENT_HASH_FOLDER.fullmatch(parts[1]):
         raise WeightsUnavailable(f"{uri}: not a stored weights URI (storage://{MODELS}/<sha256>)")
     return path, parts[1]
 
