@@ -25,13 +25,6 @@ def _records(text: str) -> Iterator[dict]:
             yield record
 
 
-def metrics_read(path: Path) -> list[dict]:
-    """Every complete record of ``path``; none when the file does not exist yet."""
-    if not path.is_file():
-        return []
-    return metrics_parse(path.read_bytes())
-
-
 def metrics_parse(data: bytes) -> list[dict]:
     """Every complete record of a ``metrics.jsonl``'s bytes (as read from a storage)."""
     return list(_records(data.decode("utf-8", errors="replace")))

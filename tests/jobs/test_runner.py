@@ -18,7 +18,7 @@ from django.db.models.functions import Now
 from annotate.models import Study, TaskImage
 from evalhub.catalog.models import GeneratedImage, ModelVersion
 from evalhub.jobs import errors, folders, reaper, runner, selectors, services
-from evalhub.jobs.metrics import metrics_read
+from evalhub.jobs.metrics import metrics_parse
 from evalhub.jobs.models import Job
 from evalhub.results.preference_export import preference_pairs_export
 from tests.jobs.conftest import SFT_SET, TINY_RUN, launch_training, queued
@@ -88,6 +88,12 @@ def run_in_thread(job: Job) -> tuple[threading.Thread, dict]:
     return worker, outcome
 
 
+def run_metrics(job: Job) -> list[dict]:
+    """The records of ``job``'s ``metrics.jsonl`` in this worker's folder; none before it exists."""
+    path = folders.job_folder(job) / "run" / "metrics.jsonl"
+    return metrics_parse(path.read_bytes()) if path.is_file() else []
+
+
 def cancelled_after_steps(job: Job, steps: int) -> int:
     """Run ``job`` on a thread, cancel it once its trainer wrote ``steps`` steps, wait for
     the cancel; the step it stopped at (where it wrote its checkpoint)."""
@@ -105,7 +111,7 @@ def cancelled_after_steps(job: Job, steps: int) -> int:
 def steps_logged(job: Job) -> int:
     """How many optimizer steps the trainer has written to its metrics so far (not its
     event lines: start, samples)."""
-    records = metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl")
+    records = run_metrics(job)
     return sum("event" not in record for record in records)
 
 
@@ -410,12 +416,12 @@ def test_a_retried_training_continues_from_the_checkpoint_its_run_left(
         alice, base_version, preference_study, max_steps=20, loss_space="latent", batch_size=1
     )
     stopped = cancelled_after_steps(job, 2)
-    first = metrics_read(folders.job_folder(job) / "run" / "metrics.jsonl")
+    first = run_metrics(job)
     retry = services.job_retry(job, user=alice)
     assert runner.job_run(retry.pk) == Job.State.SUCCEEDED
     retry.refresh_from_db()
     assert runner.CONTINUING.format(job=job.pk, checkpoint=f"step-{stopped}") in retry.log_tail
-    lines = metrics_read(folders.job_folder(retry) / "run" / "metrics.jsonl")
+    lines = run_metrics(retry)
     steps = [line["step"] for line in lines if "loss" in line]
     assert steps == list(range(1, 21)) and retry.progress_step == 20
     kept = [line for line in first if "loss" in line and line["step"] <= stopped]
@@ -440,5 +446,5 @@ def test_a_retry_whose_data_changed_starts_over(alice, as_worker, base_version, 
     assert runner.job_run(retry.pk) == Job.State.SUCCEEDED
     retry.refresh_from_db()
     assert f"cannot continue from job #{job.pk}'s checkpoint" in retry.log_tail
-    lines = metrics_read(folders.job_folder(retry) / "run" / "metrics.jsonl")
+    lines = run_metrics(retry)
     assert [line["step"] for line in lines if "loss" in line] == [1, 2]
