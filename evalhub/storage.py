@@ -66,6 +66,15 @@ def walk(storage: Storage, prefix: str) -> Iterator[str]:
         yield from walk(storage, key(prefix, folder))
 
 
+def open_if_stored(storage: Storage, name: str) -> File | None:
+    """``name`` open for reading, or ``None`` where nothing is stored under it (not written
+    yet, removed, or a folder's name on a local storage)."""
+    try:
+        return storage.open(name, "rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
 def file_put(storage: Storage, name: str, path: Path) -> None:
     """``path``'s bytes under ``name``, replacing what was there (streamed: an upload of
     gigabytes holds a part in memory at a time)."""

@@ -20,7 +20,7 @@ from annotate.models import Judgment, Study
 from evalhub.jobs.models import Job
 from evalhub.jobs.queueing import job_enqueue
 from evalhub.results.judgments_parquet import judgments_parquet_write
-from evalhub.storage import artifacts_storage, file_put, key
+from evalhub.storage import artifacts_storage, file_put, key, open_if_stored
 
 EXPORTS_PREFIX = "exports"
 EXPORT_FORMAT = "parquet"
@@ -73,7 +73,5 @@ def export_file_open(job: Job):
     stored = (job.result or {}).get("file") if job.kind == Job.Kind.EXPORT else None
     if job.state != Job.State.SUCCEEDED or not stored:
         return None
-    try:
-        return artifacts_storage().open(stored, "rb"), PurePosixPath(stored).name
-    except FileNotFoundError:
-        return None
+    handle = open_if_stored(artifacts_storage(), stored)
+    return (handle, PurePosixPath(stored).name) if handle is not None else None

@@ -16,7 +16,7 @@ from evalhub.jobs.job_options import TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_parse
 from evalhub.jobs.models import Job
 from evalhub.jobs.run_sync import run_key
-from evalhub.storage import artifacts_storage
+from evalhub.storage import artifacts_storage, open_if_stored
 from training.options import MAX_STEPS, MAX_VALIDATION_PROMPTS
 from training.run_files import (
     METRICS_FILE,
@@ -81,11 +81,11 @@ def error_chart_series(job: Job) -> tuple[str, ...]:
 
 def _stored_bytes(name: str, limit: int = -1) -> bytes | None:
     """The stored file's bytes (its first ``limit``), ``None`` where there is none."""
-    try:
-        with artifacts_storage().open(name, "rb") as handle:
-            return handle.read(limit)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    handle = open_if_stored(artifacts_storage(), name)
+    if handle is None:
         return None
+    with handle:
+        return handle.read(limit)
 
 
 def sample_name(job: Job, step: int, index: int) -> str | None:

@@ -19,7 +19,7 @@ from evalhub.jobs.forms import CompareForm, GenerationForm, TrainingForm
 from evalhub.jobs.job_options import TRAINING_OPTIONS
 from evalhub.jobs.models import Job
 from evalhub.results.judgments_parquet import PARQUET_CONTENT_TYPE
-from evalhub.storage import artifacts_storage
+from evalhub.storage import artifacts_storage, open_if_stored
 
 
 @permission_page("jobs.view_job")
@@ -50,11 +50,8 @@ def job_sample(request, pk: int, step: int, index: int):
     the path a request chooses); 404 where the run wrote none."""
     job = get_object_or_404(Job, pk=pk, kind=Job.Kind.TRAINING)
     name = selectors.sample_name(job, step, index)
-    try:
-        handle = artifacts_storage().open(name, "rb") if name is not None else None
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # not written (yet)
-        handle = None
-    if handle is None:
+    handle = open_if_stored(artifacts_storage(), name) if name is not None else None
+    if handle is None:  # no such step or prompt, or not written (yet)
         raise Http404("no such validation sample")
     return FileResponse(handle, content_type="image/png")
 
