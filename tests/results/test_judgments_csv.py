@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import timedelta
 
+import pytest
 from django.contrib.auth.models import User
 from django.db.models.query import QuerySet
 from django.http import StreamingHttpResponse
@@ -126,19 +127,25 @@ def test_the_streamed_file_is_the_one_the_full_export_wrote(client, alice, db):
     assert [r["gold"] for r in rows].count("True") == 2
 
 
-def test_a_study_of_another_kind_leaves_the_sides_empty(client, alice, db):
-    """No sides, choice or winner outside A/B; the image's model is still named."""
+def alignment_with_one_judgment():
+    """A text-alignment study whose first task has one answer, fetched and answered now
+    (no page figures); the study and that time."""
     _, alignment = ab_with_alignment()
-    task = alignment.tasks.order_by("key").first()
     now = timezone.now()
     Judgment.objects.create(
-        task=task,
+        task=alignment.tasks.order_by("key").first(),
         annotator=UserFactory(username="reader", role="annotators"),
         client_id=uuid.uuid4(),
         answer={"answers": {"1": True}},
         fetched_at=now,
         answered_at=now,
     )
+    return alignment, now
+
+
+def test_a_study_of_another_kind_leaves_the_sides_empty(client, alice, db):
+    """No sides, choice or winner outside A/B; the image's model is still named."""
+    alignment, _ = alignment_with_one_judgment()
     client.force_login(alice)
     content = download(client, alignment)
     assert content == csv_one_judgment_at_a_time(alignment)
@@ -185,15 +192,17 @@ def test_the_rows_come_from_one_query_read_in_chunks(small_study, django_assert_
     assert len(rows) == 24 and sizes == [7]
 
 
-def test_annotators_cannot_download_judgments(client, bob, small_study):
-    """The CSV names models: researchers only."""
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_annotators_cannot_download_judgments(client, bob, small_study, fmt):
+    """Both files name models: researchers only."""
     client.force_login(bob)
-    assert client.get(f"/results/studies/{small_study.pk}/judgments.csv").status_code == 403
+    assert client.get(f"/results/studies/{small_study.pk}/judgments.{fmt}").status_code == 403
 
 
-def test_anonymous_visitors_are_sent_to_log_in(client, small_study):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_anonymous_visitors_are_sent_to_log_in(client, small_study, fmt):
     """No session: the log-in page, then back."""
-    response = client.get(f"/results/studies/{small_study.pk}/judgments.csv")
+    response = client.get(f"/results/studies/{small_study.pk}/judgments.{fmt}")
     assert response.status_code == 302 and "login" in response["Location"]
 
 

@@ -3,20 +3,21 @@ time to a temporary file that goes when the download ends."""
 
 import csv
 import io
-import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.http import FileResponse
-from django.utils import timezone
 
-from annotate.models import Judgment
 from evalhub.catalog.models import Prompt
 from evalhub.results import views
 from evalhub.results.judgments_parquet import judgments_parquet_write
-from tests.factories import UserFactory
-from tests.results.conftest import ab_study, ab_with_alignment, vote
-from tests.results.test_judgments_csv import HEADER, a_study_with_every_kind_of_row, download
+from tests.results.conftest import ab_study, vote
+from tests.results.test_judgments_csv import (
+    HEADER,
+    a_study_with_every_kind_of_row,
+    alignment_with_one_judgment,
+    download,
+)
 
 TEXT = ["study", "kind", "task_key", "prompt", "criterion", "annotator", "answer", "image_model"]
 TEXT += ["left_model", "right_model", "choice", "winner_model", "source"]
@@ -69,16 +70,7 @@ def test_the_rows_hold_the_csvs_values(client, alice, db):
 def test_absent_values_are_null(client, alice, db):
     """Where the CSV leaves a cell empty (no page figures; no sides outside A/B) the
     Parquet value is null, not an empty string."""
-    _, alignment = ab_with_alignment()
-    now = timezone.now()
-    Judgment.objects.create(
-        task=alignment.tasks.order_by("key").first(),
-        annotator=UserFactory(username="reader", role="annotators"),
-        client_id=uuid.uuid4(),
-        answer={"answers": {"1": True}},
-        fetched_at=now,
-        answered_at=now,
-    )
+    alignment, now = alignment_with_one_judgment()
     client.force_login(alice)
     (row,) = parquet_of(client, alignment).to_pylist()
     absent = ("left_model", "right_model", "choice", "winner_model", "displayed_at", "on_screen_seconds")
@@ -134,18 +126,6 @@ def test_the_download_is_an_attachment_whose_file_goes_when_it_ends(client, alic
     assert len(files) == 1 and not files[0].closed
     assert pq.read_table(io.BytesIO(b"".join(response.streaming_content))).num_rows == 2
     assert files[0].closed
-
-
-def test_annotators_cannot_download_the_parquet_file(client, bob, small_study):
-    """It names models: researchers only."""
-    client.force_login(bob)
-    assert client.get(f"/results/studies/{small_study.pk}/judgments.parquet").status_code == 403
-
-
-def test_anonymous_visitors_are_sent_to_log_in(client, small_study):
-    """No session: the log-in page, then back."""
-    response = client.get(f"/results/studies/{small_study.pk}/judgments.parquet")
-    assert response.status_code == 302 and "login" in response["Location"]
 
 
 def test_the_study_page_links_both_downloads(client, alice, small_study):
