@@ -29,19 +29,21 @@ def logged_steps(log_tail: str) -> list[int]:
     return [int(m.group(1)) for m in map(STEP_LINE.match, log_tail.splitlines()) if m]
 
 
-@pytest.fixture
-def running(db, jobs_dir):
-    """A training job a worker runs, and its monitor reading the trainer's metrics file."""
+def running_training(**fields) -> tuple[Job, runner.JobMonitor]:
+    """A training job a worker runs (``fields`` set on it), and its monitor reading the
+    trainer's metrics file."""
     job = Job.objects.create(
-        kind=Job.Kind.TRAINING,
-        state=Job.State.RUNNING,
-        model_version=ModelVersionFactory(),
-        progress_total=100,
+        kind=Job.Kind.TRAINING, state=Job.State.RUNNING, model_version=ModelVersionFactory(), **fields
     )
     monitor = runner.JobMonitor(job)
     monitor.metrics_path = job_folder(job) / "run" / "metrics.jsonl"
     monitor.metrics_path.parent.mkdir(parents=True)
     return job, monitor
+
+
+@pytest.fixture
+def running(db, jobs_dir):
+    return running_training(progress_total=100)
 
 
 def append(path, text: str) -> None:

@@ -14,9 +14,8 @@ from evalhub.catalog.models import Prompt
 from evalhub.jobs import runner, services
 from evalhub.jobs.folders import job_folder
 from evalhub.jobs.models import Job
-from tests.factories import ModelVersionFactory
 from tests.jobs.conftest import SFT_SET, launch_training
-from tests.jobs.test_job_log import append, logged_steps, metrics_line
+from tests.jobs.test_job_log import append, logged_steps, metrics_line, running_training
 
 START = {
     "event": "start",
@@ -42,16 +41,7 @@ def line(record: dict) -> str:
 @pytest.fixture
 def running(db, jobs_dir):
     """A training job by epochs (its total unknown), and its worker's monitor."""
-    job = Job.objects.create(
-        kind=Job.Kind.TRAINING,
-        state=Job.State.RUNNING,
-        model_version=ModelVersionFactory(),
-        config={"options": {"epochs": 2}},
-    )
-    monitor = runner.JobMonitor(job)
-    monitor.metrics_path = job_folder(job) / "run" / "metrics.jsonl"
-    monitor.metrics_path.parent.mkdir(parents=True)
-    return job, monitor
+    return running_training(config={"options": {"epochs": 2}})
 
 
 def test_the_start_line_sets_the_total_and_logs_the_data(running):
