@@ -78,7 +78,9 @@ def open_if_stored(storage: Storage, name: str) -> File | None:
 def file_put(storage: Storage, name: str, path: Path) -> None:
     """``path``'s bytes under ``name``, replacing what was there (streamed: an upload of
     gigabytes holds a part in memory at a time)."""
-    if storage.exists(name) and not getattr(storage, "file_overwrite", False):
+    # The bucket's artifacts storage replaces in place; asking first would cost a request
+    # per upload (every metrics copy, sample and checkpoint file).
+    if not getattr(storage, "file_overwrite", False) and storage.exists(name):
         storage.delete(name)
     with path.open("rb") as handle:
         saved = storage.save(name, File(handle, name=path.name))
