@@ -24,8 +24,17 @@ SFT_DATA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # no separator, 
 SFT_DATA_NAME_MAX = 100
 
 
+RUN_DIR = "run"  # under a job's folder: the trainer's output_dir
+
+
 def job_folder(job: Job) -> Path:
     return Path(settings.EVALHUB_JOBS_DIR) / str(job.pk)
+
+
+def run_folder(job: Job) -> Path:
+    """Where a training job's run writes, on this worker (its key in the artifacts storage
+    is the same path under the job's id: evalhub.jobs.run_sync.run_key)."""
+    return job_folder(job) / RUN_DIR
 
 
 def sft_data_root() -> Path:

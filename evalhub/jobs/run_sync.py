@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from evalhub.jobs.folders import RUN_DIR
 from evalhub.jobs.models import Job
 from evalhub.storage import (
     artifacts_storage,
@@ -33,13 +34,12 @@ from training.run_files import METRICS_FILE, SAMPLES_DIR
 
 logger = logging.getLogger(__name__)
 
-RUN = "run"
 CHECKPOINTS = "checkpoints"
 
 
 def run_key(job: Job | int, *parts: str) -> str:
     """The storage name of a file of ``job``'s run folder."""
-    return key(getattr(job, "pk", job), RUN, *parts)
+    return key(getattr(job, "pk", job), RUN_DIR, *parts)
 
 
 def stored_checkpoints(job: Job | int) -> list[str]:

@@ -49,7 +49,7 @@ from evalhub.catalog.image_sources import DirectorySource
 from evalhub.catalog.models import ModelVersion
 from evalhub.catalog.uploads import read_text_file
 from evalhub.jobs.comparisons import comparison_create, free_name
-from evalhub.jobs.folders import job_folder, sft_data_folder
+from evalhub.jobs.folders import job_folder, run_folder, sft_data_folder
 from evalhub.jobs.job_options import GENERATION_OPTIONS, TRAINING_OPTIONS
 from evalhub.jobs.metrics import metrics_since
 from evalhub.jobs.models import Job
@@ -323,10 +323,10 @@ def _run_training(job: Job, monitor: JobMonitor) -> None:
         # A set's name, checked again here: the worker reads nothing outside the sets' folder.
         # Its validation renders draw the data's first captions (the trainer's default).
         data = sft_data_folder(job.config["sft_data"], fetch=True)
-    run = folder / "run"
+    run = run_folder(job)
     earlier = _resume_point(job)
     if earlier is not None:
-        _carry_over(job_folder(earlier[0]) / "run", run)
+        _carry_over(run_folder(earlier[0]), run)
         monitor.log(CONTINUING.format(job=earlier[0].pk, checkpoint=earlier[1].name))
     config = TrainConfig(
         model=weights_local(base.weights_uri),
@@ -368,7 +368,7 @@ def _resume_point(job: Job) -> tuple[Job, Path] | None:
     one left none, the job it retried in turn. A cancelled run leaves one at the step it
     stopped; a run whose worker died, its last ``checkpoint_every`` one."""
     for earlier in job.earlier_runs():
-        found = run_fetch(earlier, job_folder(earlier) / "run")
+        found = run_fetch(earlier, run_folder(earlier))
         if found is not None:
             return earlier, found
     return None
